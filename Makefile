@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# xprtvsock: NFS over AF_VSOCK. Kbuild reads ./Kbuild for the module itself;
+# this Makefile drives the whole project (see README.md).
+
+FLAVOUR ?= debug
+RUST_SOURCES = $(wildcard rust/*.rs rust/core/*.rs rust/core/tests/*.rs)
+
+.PHONY: all module kernel setup check demo series-check host-test clippy rustfmt clean
+
+all: module
+
+setup:
+	@scripts/setup
+
+kernel: setup
+	@scripts/kernel $(FLAVOUR)
+
+module: kernel
+	@scripts/module $(FLAVOUR)
+
+# Kernel-side lint: clippy over the module's crates and rustfmt over all Rust.
+clippy: kernel
+	@scripts/module $(FLAVOUR) CLIPPY=1
+
+rustfmt:
+	@rustfmt --check $(RUST_SOURCES)
+
+host-test:
+	@cargo test --workspace
+
+check:
+	@scripts/check
+
+demo:
+	@scripts/demo
+
+series-check: setup
+	@scripts/series-check
+
+clean:
+	@[ ! -d build/linux ] || $(MAKE) -s -C build/linux M=$(CURDIR) clean
+	@rm -rf build target

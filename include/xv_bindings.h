@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Input of xprtvsock's own bindgen run: the kernel headers of the SUNRPC and
+ * AF_VSOCK interfaces, which the kernel crate's bindings do not cover in
+ * Linux 6.12, and the prototypes of the module's C glue.
+ */
+#include <linux/net.h>
+#include <linux/socket.h>
+#include <linux/sunrpc/msg_prot.h>
+#include <linux/vm_sockets.h>
+#include <net/af_vsock.h>
+#include <net/net_namespace.h>
+#include <net/sock.h>
+
+#include "xv_glue.h"
+#include "xv_kunit.h"

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! xprtvsock: ONC RPC over AF_VSOCK stream sockets.
+//!
+//! This is the module skeleton: it carries the record-marking and address
+//! logic, and on load checks that AF_VSOCK stream sockets can be created.
+//! The sunrpc client and server transports are registered by later work.
+
+#[path = "core/addr.rs"]
+pub mod addr;
+#[path = "core/record.rs"]
+pub mod record;
+mod sys;
+mod vsock;
+
+use kernel::prelude::*;
+
+module! {
+    type: XprtVsock,
+    name: "xprtvsock",
+    author: "xprtvsock developers",
+    description: "ONC RPC transport over AF_VSOCK (netid vsock)",
+    license: "GPL",
+    alias: ["rpcvsock", "svcvsock"],
+}
+
+/// The loaded module.
+struct XprtVsock;
+
+impl kernel::Module for XprtVsock {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        // Fail the load with the socket layer's error (-EAFNOSUPPORT when
+        // vsock is missing) rather than later, on the first mount.
+        let probe = vsock::Socket::new_stream().inspect_err(|e| {
+            pr_err!("cannot create an AF_VSOCK stream socket: {:?}\n", e);
+        })?;
+        drop(probe);
+        pr_info!(
+            "AF_VSOCK stream sockets available; records up to {} bytes per fragment; no transport registered yet\n",
+            record::MAX_FRAGMENT_LEN
+        );
+        Ok(XprtVsock)
+    }
+}
