@@ -14,3 +14,13 @@
 
 #include "xv_glue.h"
 #include "xv_kunit.h"
+
+/*
+ * Constants whose macros bindgen cannot evaluate (sizeof, ~ on unsigned,
+ * enumerators), as typed values. This header is read by bindgen only.
+ */
+const int XV_CONST_SOCK_STREAM = SOCK_STREAM;
+const u32 XV_CONST_VMADDR_CID_ANY = VMADDR_CID_ANY;
+const u32 XV_CONST_VMADDR_PORT_ANY = VMADDR_PORT_ANY;
+const u32 XV_CONST_RPC_FRAGMENT_SIZE_MASK = RPC_FRAGMENT_SIZE_MASK;
+const size_t XV_CONST_RPCBIND_MAXUADDRLEN = RPCBIND_MAXUADDRLEN;

@@ -33,7 +33,7 @@ impl Socket {
             sys::sock_create_kern(
                 ptr::addr_of_mut!(sys::init_net),
                 sys::AF_VSOCK as i32,
-                sys::sock_type_SOCK_STREAM as i32,
+                sys::SOCK_STREAM,
                 0,
                 &mut sock,
             )

@@ -111,6 +111,7 @@ pub extern "C" fn xv_kernel_constants(test: *mut sys::kunit) {
         test,
         record::FRAGMENT_LEN_MASK == sys::RPC_FRAGMENT_SIZE_MASK
     );
+    expect!(test, record::MAX_FRAGMENT_LEN == sys::RPC_MAX_FRAGMENT_SIZE);
     expect!(
         test,
         record::MARKER_LEN == core::mem::size_of::<sys::rpc_fraghdr>()
@@ -120,12 +121,6 @@ pub extern "C" fn xv_kernel_constants(test: *mut sys::kunit) {
     expect!(test, addr::CID_HOST == sys::VMADDR_CID_HOST);
     expect!(test, addr::CID_ANY == sys::VMADDR_CID_ANY);
     expect!(test, addr::PORT_ANY == sys::VMADDR_PORT_ANY);
-    expect!(
-        test,
-        addr::UADDR_MAX_LEN < sys::RPCBIND_MAXUADDRLEN as usize
-    );
-    expect!(
-        test,
-        addr::PRESENTATION_MAX_LEN < sys::RPCBIND_MAXUADDRLEN as usize
-    );
+    expect!(test, addr::UADDR_MAX_LEN < sys::RPCBIND_MAXUADDRLEN);
+    expect!(test, addr::PRESENTATION_MAX_LEN < sys::RPCBIND_MAXUADDRLEN);
 }

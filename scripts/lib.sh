@@ -28,3 +28,11 @@ xv_hash() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 
 # The kernel build directory of a flavour (debug or release).
 xv_kbuild_dir() { echo "$XV_CACHE/kernel/$(xv_kernel_version)/build-$1"; }
+
+# checkpatch --strict over the series, less two complaints each patch that
+# raises them justifies in its commit message: new files under directories
+# MAINTAINERS already covers, and CamelCase Opt_ enumerators that follow the
+# naming of their file.
+xv_checkpatch_series() {
+	"$1" --strict --quiet --ignore FILE_PATH_CHANGES,CAMELCASE "$2"
+}

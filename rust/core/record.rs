@@ -112,7 +112,7 @@ impl Marker {
     }
 
     /// Payload length of the fragment.
-    pub const fn len(self) -> u32 {
+    pub const fn fragment_len(self) -> u32 {
         self.len
     }
 
@@ -277,7 +277,7 @@ impl RecordDecoder {
                 max: self.limits.max_fragments,
             });
         }
-        let total = u64::from(self.record_len) + u64::from(marker.len());
+        let total = u64::from(self.record_len) + u64::from(marker.fragment_len());
         if total > u64::from(self.limits.max_record_len) {
             return Err(RecordError::RecordTooLong {
                 len: total,
@@ -285,7 +285,7 @@ impl RecordDecoder {
             });
         }
         self.fragments += 1;
-        self.fragment_left = marker.len();
+        self.fragment_left = marker.fragment_len();
         self.last = marker.is_last();
         Ok(self.end_fragment_if_done())
     }

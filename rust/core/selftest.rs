@@ -89,9 +89,9 @@ fn marker_encoding() -> Outcome {
     expect!(Marker::from_bytes(last.to_bytes()) == last);
     let more = Marker::new(MAX_FRAGMENT_LEN as usize, false).map_err(|_| fail(line!()))?;
     expect!(more.to_bytes() == [0x7f, 0xff, 0xff, 0xff]);
-    expect!(!more.is_last() && more.len() == MAX_FRAGMENT_LEN);
+    expect!(!more.is_last() && more.fragment_len() == MAX_FRAGMENT_LEN);
     let all_ones = Marker::from_bytes([0xff; 4]);
-    expect!(all_ones.is_last() && all_ones.len() == MAX_FRAGMENT_LEN);
+    expect!(all_ones.is_last() && all_ones.fragment_len() == MAX_FRAGMENT_LEN);
     expect!(record::single_fragment_marker(100) == Ok([0x80, 0, 0, 100]));
     Ok(())
 }
@@ -364,7 +364,7 @@ fn uaddr_rejects() -> Outcome {
     Ok(())
 }
 
-fn formatted<'a>(buf: &'a mut [u8], value: impl core::fmt::Display) -> &'a [u8] {
+fn formatted(buf: &mut [u8], value: impl core::fmt::Display) -> &[u8] {
     match addr::format_into(buf, value) {
         Ok(len) => &buf[..len],
         Err(_) => b"<too long>",
