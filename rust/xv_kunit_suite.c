@@ -32,6 +32,7 @@ static struct kunit_suite xv_suite = {
 	.name = "xprtvsock",
 	.test_cases = xv_cases,
 };
+
 kunit_test_suite(xv_suite);
 
 MODULE_DESCRIPTION("KUnit tests of the xprtvsock RPC transport");
