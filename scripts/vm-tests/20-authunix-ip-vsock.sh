@@ -46,9 +46,9 @@ accept "nfsd vsock:3 $expiry *"
 shown "nfsd vsock:3 *"
 accept "nfsd vsock:4294967295 $expiry *"
 shown "nfsd vsock:4294967295 *"
-# No domain: a negative entry.
+# No domain: a negative entry, which the cache lists commented out.
 accept "nfsd vsock:5 $expiry"
-shown "nfsd vsock:5 -no-domain-"
+shown "# nfsd vsock:5 -no-domain-"
 
 refuse "nfsd vsock:x $expiry *"
 refuse "nfsd vsock: $expiry *"

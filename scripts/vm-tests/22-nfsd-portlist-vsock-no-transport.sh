@@ -24,6 +24,7 @@ done
 export_dir=/srv/xv22
 mnt=$(mktemp -d /tmp/xv22.XXXXXX)
 mounted_nfsd=
+mounted_export=
 mountd_pid=
 mounted_nfs=
 cleanup() {
@@ -33,6 +34,7 @@ cleanup() {
 	[[ -e /proc/fs/nfsd/threads ]] && rpc.nfsd 0
 	exportfs -ua
 	[[ -n $mounted_nfsd ]] && umount /proc/fs/nfsd
+	[[ -n $mounted_export ]] && umount "$export_dir"
 	rm -f /etc/exports
 	rmdir "$mnt"
 }
@@ -44,6 +46,9 @@ if ! mountpoint -q /proc/fs/nfsd; then
 	mounted_nfsd=1
 fi
 mkdir -p /var/lib/nfs/v4recovery /var/lib/nfs/rpc_pipefs "$export_dir"
+# The guest's /srv is an overlay on 9p, which nfsd cannot export.
+mount -t tmpfs xv22 "$export_dir"
+mounted_export=1
 echo xv22 >"$export_dir/file"
 echo "$export_dir 127.0.0.1(rw,no_subtree_check,no_root_squash,insecure,fsid=0)" >/etc/exports
 exportfs -ra
