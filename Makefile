@@ -6,7 +6,7 @@
 FLAVOUR ?= debug
 RUST_SOURCES = $(wildcard rust/*.rs rust/core/*.rs rust/core/tests/*.rs)
 
-.PHONY: all module kernel setup check demo series-check host-test clippy rustfmt clean
+.PHONY: all module kernel setup check demo bench series-check host-test clippy rustfmt clean
 
 all: module
 
@@ -34,6 +34,9 @@ check:
 
 demo:
 	@scripts/demo
+
+bench:
+	@scripts/bench
 
 series-check: setup
 	@scripts/series-check

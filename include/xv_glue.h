@@ -10,4 +10,106 @@ struct socket;
 
 void xv_sock_reclassify(struct socket *sock);
 
+/* Server transport */
+struct bio_vec;
+struct page;
+struct svc_rqst;
+struct svc_xprt;
+struct svc_xprt_class;
+
+extern struct svc_xprt_class xv_svc_class;
+
+/* The svc_xprt_ops of the "vsock" class, implemented in rust/svc.rs. */
+struct net;
+struct sockaddr;
+struct svc_serv;
+struct svc_xprt *xv_svc_create(struct svc_serv *serv, struct net *net,
+			       struct sockaddr *sa, int salen, int flags);
+struct svc_xprt *xv_svc_accept(struct svc_xprt *xprt);
+int xv_svc_has_wspace(struct svc_xprt *xprt);
+int xv_svc_recvfrom(struct svc_rqst *rqstp);
+int xv_svc_sendto(struct svc_rqst *rqstp);
+int xv_svc_result_payload(struct svc_rqst *rqstp, unsigned int offset,
+			  unsigned int length);
+void xv_svc_release_ctxt(struct svc_xprt *xprt, void *ctxt);
+void xv_svc_detach(struct svc_xprt *xprt);
+void xv_svc_free(struct svc_xprt *xprt);
+void xv_svc_kill_temp_xprt(struct svc_xprt *xprt);
+
+/* Implemented in C: static inline functions and macros. */
+void xv_svc_flag_set(struct svc_xprt *xprt, int bit);
+void xv_svc_flag_clear(struct svc_xprt *xprt, int bit);
+bool xv_svc_flag_test(struct svc_xprt *xprt, int bit);
+bool xv_svc_flag_test_and_set(struct svc_xprt *xprt, int bit);
+void xv_svc_rqst_flag_assign(struct svc_rqst *rqstp, int bit, bool value);
+void xv_svc_send_lock(struct svc_xprt *xprt);
+void xv_svc_send_unlock(struct svc_xprt *xprt);
+void xv_svc_bvec_set_virt(struct bio_vec *bv, void *vaddr, unsigned int len);
+void *xv_svc_page_address(struct page *page);
+void xv_svc_put_page(struct page *page);
+
+/* Client transport */
+
+#include <linux/sunrpc/xprt.h>
+#include <linux/workqueue.h>
+
+struct mutex;
+struct page;
+struct seq_file;
+
+extern struct xprt_class xv_clnt_class;
+
+/* Implemented in Rust: the class's setup and the rpc_xprt_ops. */
+struct rpc_xprt *xv_clnt_setup(struct xprt_create *args);
+void xv_clnt_rpcbind(struct rpc_task *task);
+void xv_clnt_set_port(struct rpc_xprt *xprt, unsigned short port);
+void xv_clnt_connect(struct rpc_xprt *xprt, struct rpc_task *task);
+int xv_clnt_prepare_request(struct rpc_rqst *req, struct xdr_buf *buf);
+int xv_clnt_send_request(struct rpc_rqst *req);
+void xv_clnt_abort_send_request(struct rpc_rqst *req);
+void xv_clnt_close(struct rpc_xprt *xprt);
+void xv_clnt_destroy(struct rpc_xprt *xprt);
+void xv_clnt_print_stats(struct rpc_xprt *xprt, struct seq_file *seq);
+int xv_clnt_enable_swap(struct rpc_xprt *xprt);
+void xv_clnt_disable_swap(struct rpc_xprt *xprt);
+void xv_clnt_inject_disconnect(struct rpc_xprt *xprt);
+int xv_clnt_bc_setup(struct rpc_xprt *xprt, unsigned int min_reqs);
+size_t xv_clnt_bc_maxpayload(struct rpc_xprt *xprt);
+unsigned int xv_clnt_bc_num_slots(struct rpc_xprt *xprt);
+void xv_clnt_bc_free_rqst(struct rpc_rqst *req);
+void xv_clnt_bc_destroy(struct rpc_xprt *xprt, unsigned int max_reqs);
+void xv_clnt_recv_work(struct work_struct *work);
+void xv_clnt_error_work(struct work_struct *work);
+void xv_clnt_connect_work(struct work_struct *work);
+
+/* Implemented in C: static inline functions and macros. */
+void xv_clnt_init_xprt(struct rpc_xprt *xprt, struct mutex *recv_mutex,
+		       struct work_struct *recv_work,
+		       struct work_struct *error_work,
+		       struct delayed_work *connect_work);
+bool xv_clnt_module_get(void);
+void xv_clnt_module_put(void);
+void xv_clnt_queue_work(struct work_struct *work);
+void xv_clnt_queue_delayed_work(struct delayed_work *work,
+				unsigned long delay);
+void xv_clnt_recv_lock(struct mutex *recv_mutex);
+void xv_clnt_queue_lock(struct rpc_xprt *xprt);
+void xv_clnt_queue_unlock(struct rpc_xprt *xprt);
+void xv_clnt_transport_lock(struct rpc_xprt *xprt);
+void xv_clnt_transport_unlock(struct rpc_xprt *xprt);
+bool xv_clnt_connected(struct rpc_xprt *xprt);
+bool xv_clnt_test_and_set_connected(struct rpc_xprt *xprt);
+void xv_clnt_clear_connected(struct rpc_xprt *xprt);
+void xv_clnt_clear_connecting(struct rpc_xprt *xprt);
+void xv_clnt_set_bound(struct rpc_xprt *xprt);
+bool xv_clnt_bound(struct rpc_xprt *xprt);
+bool xv_clnt_close_wait(struct rpc_xprt *xprt);
+void xv_clnt_reset_connection_flags(struct rpc_xprt *xprt);
+bool xv_clnt_resvport(const struct rpc_xprt *xprt);
+unsigned int xv_clnt_memalloc_nofs_save(void);
+void xv_clnt_memalloc_nofs_restore(unsigned int flags);
+struct page *xv_clnt_alloc_page(void);
+void *xv_clnt_kmalloc_array(size_t n, size_t size, gfp_t gfp);
+void xv_clnt_warn_ratelimited(const struct rpc_xprt *xprt, const char *what);
+
 #endif /* XV_GLUE_H */

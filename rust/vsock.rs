@@ -16,6 +16,7 @@ use crate::sys;
 /// that this value owns: nothing else releases it.
 pub(crate) struct Socket {
     sock: NonNull<sys::socket>,
+    saved: Option<SavedCallbacks>,
 }
 
 impl Socket {
@@ -44,13 +45,599 @@ impl Socket {
         // is neither held nor contended.
         unsafe { sys::xv_sock_reclassify(sock.as_ptr()) };
         // INVARIANT: `sock_create_kern()` succeeded and handed `sock` to us.
-        Ok(Self { sock })
+        Ok(Self { sock, saved: None })
     }
 }
 
 impl Drop for Socket {
     fn drop(&mut self) {
+        self.detach();
         // SAFETY: by the type invariant the socket is live and ours alone.
         unsafe { sys::sock_release(self.sock.as_ptr()) };
+    }
+}
+
+/// The socket callbacks an RPC transport installs on a connected socket.
+///
+/// vsock calls them from a workqueue with the socket lock held, so they must
+/// not sleep on the socket lock nor do socket I/O: they only set bits and
+/// queue work.
+pub(crate) struct Callbacks {
+    /// `sk_data_ready`.
+    pub(crate) data_ready: unsafe extern "C" fn(*mut sys::sock),
+    /// `sk_state_change`.
+    pub(crate) state_change: unsafe extern "C" fn(*mut sys::sock),
+    /// `sk_write_space`.
+    pub(crate) write_space: unsafe extern "C" fn(*mut sys::sock),
+    /// `sk_error_report`: the only way vsock reports a failed connect.
+    pub(crate) error_report: unsafe extern "C" fn(*mut sys::sock),
+}
+
+/// The socket's own callbacks, put back before the socket is released.
+#[derive(Clone, Copy)]
+pub(crate) struct SavedCallbacks {
+    data_ready: Option<unsafe extern "C" fn(*mut sys::sock)>,
+    state_change: Option<unsafe extern "C" fn(*mut sys::sock)>,
+    write_space: Option<unsafe extern "C" fn(*mut sys::sock)>,
+    error_report: Option<unsafe extern "C" fn(*mut sys::sock)>,
+}
+
+/// Holds the socket lock (`lock_sock()`) while it lives.
+struct SockLock(*mut sys::sock);
+
+impl SockLock {
+    /// # Safety
+    ///
+    /// `sk` must be a live socket that the caller does not already lock.
+    unsafe fn new(sk: *mut sys::sock) -> Self {
+        // SAFETY: `sk` is live by the caller's guarantee.
+        unsafe { sys::lock_sock_nested(sk, 0) };
+        Self(sk)
+    }
+}
+
+impl Drop for SockLock {
+    fn drop(&mut self) {
+        // SAFETY: `new` locked the live socket `self.0`.
+        unsafe { sys::release_sock(self.0) };
+    }
+}
+
+fn vsock_addr(cid: u32, port: u32) -> sys::sockaddr_vm {
+    sys::sockaddr_vm {
+        svm_family: sys::AF_VSOCK as u16,
+        svm_port: port,
+        svm_cid: cid,
+        ..Default::default()
+    }
+}
+
+fn msg_result(ret: i32) -> Result<usize> {
+    to_result(ret)?;
+    // Non-negative, so the conversion is lossless.
+    Ok(ret as usize)
+}
+
+/// Flags of every non-blocking transfer: vsock raises `SIGPIPE` on a broken
+/// connection unless told not to.
+const XFER_FLAGS: u32 = sys::MSG_DONTWAIT | sys::MSG_NOSIGNAL;
+
+/// Client-transport operations on a kernel socket.
+impl Socket {
+    fn sk(&self) -> *mut sys::sock {
+        // SAFETY: by the type invariant `sock` is live; `sk` is set at
+        // creation and stays until release.
+        unsafe { (*self.sock.as_ptr()).sk }
+    }
+
+    /// Binds the socket to `port` on any local CID.
+    pub(crate) fn bind(&self, port: u32) -> Result {
+        let mut addr = vsock_addr(crate::addr::CID_ANY, port);
+        // SAFETY: `sock` is live; `addr` is a valid `sockaddr_vm` of the
+        // length passed.
+        to_result(unsafe {
+            sys::kernel_bind(
+                self.sock.as_ptr(),
+                ptr::addr_of_mut!(addr).cast(),
+                core::mem::size_of::<sys::sockaddr_vm>() as i32,
+            )
+        })
+    }
+
+    /// Starts connecting to `cid:port`; `EINPROGRESS` is the usual outcome,
+    /// completion is reported through the callbacks.
+    pub(crate) fn connect_nonblocking(&self, cid: u32, port: u32) -> Result {
+        let mut addr = vsock_addr(cid, port);
+        // SAFETY: as in `bind`.
+        to_result(unsafe {
+            sys::kernel_connect(
+                self.sock.as_ptr(),
+                ptr::addr_of_mut!(addr).cast(),
+                core::mem::size_of::<sys::sockaddr_vm>() as i32,
+                sys::O_NONBLOCK as i32,
+            )
+        })
+    }
+
+    /// Shuts both directions down; the peer sees the connection close.
+    pub(crate) fn shutdown(&self) {
+        // The only error is "not connected", which is the goal anyway.
+        // SAFETY: `sock` is live.
+        let _ = unsafe {
+            sys::kernel_sock_shutdown(self.sock.as_ptr(), sys::sock_shutdown_cmd_SHUT_RDWR)
+        };
+    }
+
+    /// Installs `callbacks` with `user_data` as `sk_user_data`, keeping the
+    /// socket's own callbacks for [`Socket::detach`].
+    pub(crate) fn attach(&mut self, user_data: *mut core::ffi::c_void, callbacks: &Callbacks) {
+        let sk = self.sk();
+        // SAFETY: `sk` is live and not locked by this thread.
+        let _lock = unsafe { SockLock::new(sk) };
+        // SAFETY: `sk` is live and locked, so no callback runs concurrently.
+        unsafe {
+            self.saved = Some(SavedCallbacks {
+                data_ready: (*sk).sk_data_ready,
+                state_change: (*sk).sk_state_change,
+                write_space: (*sk).sk_write_space,
+                error_report: (*sk).sk_error_report,
+            });
+            (*sk).sk_user_data = user_data;
+            (*sk).sk_data_ready = Some(callbacks.data_ready);
+            (*sk).sk_state_change = Some(callbacks.state_change);
+            (*sk).sk_write_space = Some(callbacks.write_space);
+            (*sk).sk_error_report = Some(callbacks.error_report);
+        }
+    }
+
+    /// Undoes [`Socket::attach`]. Once this returns no callback is running
+    /// with, or will see, the old `sk_user_data`.
+    pub(crate) fn detach(&mut self) {
+        let Some(saved) = self.saved.take() else {
+            return;
+        };
+        let sk = self.sk();
+        // SAFETY: `sk` is live and not locked by this thread.
+        let _lock = unsafe { SockLock::new(sk) };
+        // SAFETY: `sk` is live and locked: callbacks run under this lock.
+        unsafe {
+            (*sk).sk_user_data = ptr::null_mut();
+            (*sk).sk_data_ready = saved.data_ready;
+            (*sk).sk_state_change = saved.state_change;
+            (*sk).sk_write_space = saved.write_space;
+            (*sk).sk_error_report = saved.error_report;
+        }
+    }
+
+    /// Runs `f` if the peer has granted no credit for more data, with the
+    /// socket locked so that `sk_write_space` cannot run in between.
+    ///
+    /// vsock never sets `SOCK_NOSPACE` and keeps no send queue of its own,
+    /// so the generic stream tests always say "writeable".
+    pub(crate) fn if_no_space<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        let sk = self.sk();
+        // SAFETY: `sk` is live and not locked by this thread.
+        let _lock = unsafe { SockLock::new(sk) };
+        // SAFETY: vsock sockets start with a `struct vsock_sock`; locked.
+        // Without a transport (never connected) there is no credit at all,
+        // and vsock_stream_has_space() would warn.
+        let space = unsafe {
+            let vsk = sk.cast::<sys::vsock_sock>();
+            !(*vsk).transport.is_null() && sys::vsock_stream_has_space(vsk) > 0
+        };
+        if space {
+            return None;
+        }
+        Some(f())
+    }
+
+    fn xfer(&self, msg: &mut sys::msghdr, send: bool) -> Result<usize> {
+        msg.msg_flags = XFER_FLAGS;
+        // SAFETY: `sock` is live and `msg` holds a valid iterator.
+        let ret = unsafe {
+            if send {
+                sys::sock_sendmsg(self.sock.as_ptr(), msg)
+            } else {
+                sys::sock_recvmsg(self.sock.as_ptr(), msg, XFER_FLAGS as i32)
+            }
+        };
+        msg_result(ret)
+    }
+
+    /// Sends `len` bytes of `kvecs`, skipping the first `skip`, without
+    /// waiting. Returns the number of bytes queued.
+    ///
+    /// # Safety
+    ///
+    /// Every `kvec` must describe readable memory.
+    pub(crate) unsafe fn send_kvecs(
+        &self,
+        kvecs: &[sys::kvec],
+        len: usize,
+        skip: usize,
+    ) -> Result<usize> {
+        let mut msg = sys::msghdr::default();
+        // SAFETY: `kvecs` outlives `msg`; readable by the caller's guarantee.
+        unsafe {
+            sys::iov_iter_kvec(
+                &mut msg.msg_iter,
+                sys::ITER_SOURCE,
+                kvecs.as_ptr(),
+                kvecs.len() as _,
+                len,
+            );
+            sys::iov_iter_advance(&mut msg.msg_iter, skip);
+        }
+        self.xfer(&mut msg, true)
+    }
+
+    /// Sends `len` bytes of the pages in `bvec`, skipping the first `skip`.
+    ///
+    /// # Safety
+    ///
+    /// `bvec` must point to `nr` entries of readable pages covering `len`.
+    pub(crate) unsafe fn send_bvec(
+        &self,
+        bvec: *const sys::bio_vec,
+        nr: usize,
+        len: usize,
+        skip: usize,
+    ) -> Result<usize> {
+        let mut msg = sys::msghdr::default();
+        // SAFETY: by the caller's guarantee.
+        unsafe {
+            sys::iov_iter_bvec(&mut msg.msg_iter, sys::ITER_SOURCE, bvec, nr as _, len);
+            sys::iov_iter_advance(&mut msg.msg_iter, skip);
+        }
+        self.xfer(&mut msg, true)
+    }
+
+    /// Receives into `buf` without waiting; `Ok(0)` means the peer closed.
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> Result<usize> {
+        let kvec = sys::kvec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: `kvec` describes `buf`, which is writable.
+        unsafe { self.recv_kvec(&kvec, buf.len(), 0) }
+    }
+
+    /// Receives up to `len - skip` bytes into `kvec` at offset `skip`.
+    ///
+    /// # Safety
+    ///
+    /// `kvec` must describe writable memory of at least `len` bytes.
+    pub(crate) unsafe fn recv_kvec(
+        &self,
+        kvec: &sys::kvec,
+        len: usize,
+        skip: usize,
+    ) -> Result<usize> {
+        let mut msg = sys::msghdr::default();
+        // SAFETY: by the caller's guarantee.
+        unsafe {
+            sys::iov_iter_kvec(&mut msg.msg_iter, sys::ITER_DEST, kvec, 1, len);
+            sys::iov_iter_advance(&mut msg.msg_iter, skip);
+        }
+        self.xfer(&mut msg, false)
+    }
+
+    /// Receives up to `len - skip` bytes into the pages of `bvec` at
+    /// offset `skip`.
+    ///
+    /// # Safety
+    ///
+    /// `bvec` must point to `nr` entries of writable pages covering `len`.
+    pub(crate) unsafe fn recv_bvec(
+        &self,
+        bvec: *const sys::bio_vec,
+        nr: usize,
+        len: usize,
+        skip: usize,
+    ) -> Result<usize> {
+        let mut msg = sys::msghdr::default();
+        // SAFETY: by the caller's guarantee.
+        unsafe {
+            sys::iov_iter_bvec(&mut msg.msg_iter, sys::ITER_DEST, bvec, nr as _, len);
+            sys::iov_iter_advance(&mut msg.msg_iter, skip);
+        }
+        self.xfer(&mut msg, false)
+    }
+
+    /// Receives and drops up to `len` bytes.
+    pub(crate) fn recv_discard(&self, len: usize) -> Result<usize> {
+        let mut msg = sys::msghdr::default();
+        // SAFETY: a discarding iterator needs no memory.
+        unsafe { sys::iov_iter_discard(&mut msg.msg_iter, sys::ITER_DEST, len) };
+        self.xfer(&mut msg, false)
+    }
+}
+
+/// A socket as seen from one of its callbacks.
+///
+/// # Invariants
+///
+/// `sk` is live and locked by vsock for the lifetime of the value.
+pub(crate) struct CallbackSock {
+    sk: *mut sys::sock,
+}
+
+impl CallbackSock {
+    /// # Safety
+    ///
+    /// `sk` must be the socket a callback was invoked with, and the value
+    /// must not outlive that invocation.
+    pub(crate) unsafe fn new(sk: *mut sys::sock) -> Self {
+        // INVARIANT: vsock invokes callbacks under `lock_sock()`.
+        Self { sk }
+    }
+
+    /// The `sk_user_data` installed by [`Socket::attach`], or null.
+    pub(crate) fn user_data(&self) -> *mut core::ffi::c_void {
+        // SAFETY: `sk` is live and locked.
+        unsafe { (*self.sk).sk_user_data }
+    }
+
+    /// Whether the connection is established and the peer still sends.
+    pub(crate) fn is_established(&self) -> bool {
+        // SAFETY: `sk` is live and locked; vsock sockets start with a
+        // `struct vsock_sock`.
+        unsafe {
+            let vsk = self.sk.cast::<sys::vsock_sock>();
+            u32::from((*self.sk).__sk_common.skc_state) == sys::TCP_ESTABLISHED
+                && (*vsk).peer_shutdown & sys::SEND_SHUTDOWN == 0
+        }
+    }
+
+    /// Whether the connection is gone: closed, reset or shut down by the
+    /// peer. A connect in progress is neither this nor established.
+    pub(crate) fn is_closing(&self) -> bool {
+        // SAFETY: as in `is_established`.
+        unsafe {
+            let vsk = self.sk.cast::<sys::vsock_sock>();
+            let state = u32::from((*self.sk).__sk_common.skc_state);
+            state == sys::TCP_CLOSE
+                || state == sys::TCP_CLOSING
+                || (*vsk).peer_shutdown & sys::SEND_SHUTDOWN != 0
+        }
+    }
+
+    /// The pending socket error as a negative errno, or 0.
+    pub(crate) fn error(&self) -> i32 {
+        // SAFETY: `sk` is live and locked.
+        -unsafe { (*self.sk).sk_err }
+    }
+
+    /// Whether the peer has granted credit for more data.
+    pub(crate) fn has_space(&self) -> bool {
+        // SAFETY: `sk` is live, locked, and a vsock socket.
+        unsafe {
+            let vsk = self.sk.cast::<sys::vsock_sock>();
+            !(*vsk).transport.is_null() && sys::vsock_stream_has_space(vsk) > 0
+        }
+    }
+}
+
+/// Server-transport operations on a kernel socket.
+///
+/// A server transport shares its socket with callbacks from the moment it
+/// publishes it, so these take `&self`; [`Socket::hook`] and
+/// [`Socket::unhook`] replace [`Socket::attach`] and [`Socket::detach`].
+impl Socket {
+    /// Binds the socket to `addr`; `CID_ANY` binds every local CID.
+    pub(crate) fn bind_addr(&self, addr: crate::addr::VsockAddr) -> Result {
+        let mut svm = vsock_addr(addr.cid, addr.port);
+        // SAFETY: `sock` is live; `svm` is a valid `sockaddr_vm` of the
+        // length passed.
+        to_result(unsafe {
+            sys::kernel_bind(
+                self.sock.as_ptr(),
+                ptr::addr_of_mut!(svm).cast(),
+                core::mem::size_of::<sys::sockaddr_vm>() as i32,
+            )
+        })
+    }
+
+    /// Makes the bound socket a listener with room for `backlog` pending
+    /// connections.
+    pub(crate) fn listen(&self, backlog: i32) -> Result {
+        // SAFETY: `sock` is live.
+        to_result(unsafe { sys::kernel_listen(self.sock.as_ptr(), backlog) })
+    }
+
+    /// Takes an established connection off the listener's queue without
+    /// waiting; `EAGAIN` when there is none.
+    pub(crate) fn accept(&self) -> Result<Self> {
+        let mut newsock: *mut sys::socket = ptr::null_mut();
+        // SAFETY: `sock` is live; `newsock` is a valid location for the
+        // result.
+        to_result(unsafe {
+            sys::kernel_accept(self.sock.as_ptr(), &mut newsock, sys::O_NONBLOCK as i32)
+        })?;
+        let sock = NonNull::new(newsock).ok_or(kernel::error::code::ENOMEM)?;
+        // INVARIANT: `kernel_accept()` succeeded and handed `sock` to us. Its
+        // lock keeps vsock's class: vsock may already be using it.
+        Ok(Self { sock, saved: None })
+    }
+
+    fn name(&self, peer: bool) -> Result<crate::addr::VsockAddr> {
+        let mut svm = sys::sockaddr_vm::default();
+        let sa = ptr::addr_of_mut!(svm).cast();
+        // SAFETY: `sock` is live; vsock writes at most a `sockaddr_vm`.
+        let ret = unsafe {
+            if peer {
+                sys::kernel_getpeername(self.sock.as_ptr(), sa)
+            } else {
+                sys::kernel_getsockname(self.sock.as_ptr(), sa)
+            }
+        };
+        to_result(ret)?;
+        Ok(crate::addr::VsockAddr {
+            cid: svm.svm_cid,
+            port: svm.svm_port,
+        })
+    }
+
+    /// The address the socket is bound to.
+    pub(crate) fn local_addr(&self) -> Result<crate::addr::VsockAddr> {
+        self.name(false)
+    }
+
+    /// The address of the connected peer.
+    pub(crate) fn peer_addr(&self) -> Result<crate::addr::VsockAddr> {
+        self.name(true)
+    }
+
+    /// Bounds how long a blocking send waits for the peer's credit.
+    pub(crate) fn set_send_timeout(&self, jiffies: kernel::ffi::c_long) {
+        let sk = self.sk();
+        // SAFETY: `sk` is live and not locked by this thread.
+        let _lock = unsafe { SockLock::new(sk) };
+        // SAFETY: `sk` is live and locked.
+        unsafe { (*sk).sk_sndtimeo = jiffies };
+    }
+
+    /// The socket's current callbacks, for [`Socket::unhook`] and for
+    /// chaining from the transport's own.
+    pub(crate) fn own_callbacks(&self) -> SavedCallbacks {
+        let sk = self.sk();
+        // SAFETY: `sk` is live and not locked by this thread.
+        let _lock = unsafe { SockLock::new(sk) };
+        // SAFETY: `sk` is live and locked.
+        unsafe {
+            SavedCallbacks {
+                data_ready: (*sk).sk_data_ready,
+                state_change: (*sk).sk_state_change,
+                write_space: (*sk).sk_write_space,
+                error_report: (*sk).sk_error_report,
+            }
+        }
+    }
+
+    /// Installs `callbacks` with `user_data` as `sk_user_data`.
+    ///
+    /// The callbacks may run as soon as this returns, until
+    /// [`Socket::unhook`] returns.
+    pub(crate) fn hook(&self, user_data: *mut core::ffi::c_void, callbacks: &Callbacks) {
+        let sk = self.sk();
+        // SAFETY: `sk` is live and not locked by this thread.
+        let _lock = unsafe { SockLock::new(sk) };
+        // SAFETY: `sk` is live and locked, so no callback runs concurrently.
+        unsafe {
+            (*sk).sk_user_data = user_data;
+            (*sk).sk_data_ready = Some(callbacks.data_ready);
+            (*sk).sk_state_change = Some(callbacks.state_change);
+            (*sk).sk_write_space = Some(callbacks.write_space);
+            (*sk).sk_error_report = Some(callbacks.error_report);
+        }
+    }
+
+    /// Puts back `own`, the callbacks [`Socket::own_callbacks`] returned
+    /// before [`Socket::hook`]. Once this returns no callback is running
+    /// with, or will see, the hooked `sk_user_data`.
+    pub(crate) fn unhook(&self, own: &SavedCallbacks) {
+        let sk = self.sk();
+        // SAFETY: `sk` is live and not locked by this thread.
+        let _lock = unsafe { SockLock::new(sk) };
+        // SAFETY: `sk` is live and locked: callbacks run under this lock.
+        unsafe {
+            (*sk).sk_user_data = ptr::null_mut();
+            (*sk).sk_data_ready = own.data_ready;
+            (*sk).sk_state_change = own.state_change;
+            (*sk).sk_write_space = own.write_space;
+            (*sk).sk_error_report = own.error_report;
+        }
+    }
+
+    /// Whether the peer has granted credit for more data, without taking
+    /// the socket lock: callable from callbacks, which run under it.
+    ///
+    /// The virtio transports guard their credit counters with a spinlock
+    /// of their own.
+    pub(crate) fn peer_has_credit(&self) -> bool {
+        // SAFETY: `sk` is live and a vsock socket, which starts with a
+        // `struct vsock_sock`; a connected socket keeps its transport until
+        // it is released.
+        unsafe { sys::vsock_stream_has_space(self.sk().cast()) > 0 }
+    }
+
+    /// Sends `len` bytes of the pages in `bvec`, waiting for the peer's
+    /// credit up to the send timeout. Returns the number of bytes sent,
+    /// which is short only if the timeout expired or a signal came.
+    ///
+    /// # Safety
+    ///
+    /// `bvec` must point to `nr` entries of readable pages covering `len`.
+    pub(crate) unsafe fn send_bvec_wait(
+        &self,
+        bvec: *const sys::bio_vec,
+        nr: usize,
+        len: usize,
+    ) -> Result<usize> {
+        let mut msg = sys::msghdr {
+            msg_flags: sys::MSG_NOSIGNAL,
+            ..Default::default()
+        };
+        // SAFETY: by the caller's guarantee.
+        unsafe { sys::iov_iter_bvec(&mut msg.msg_iter, sys::ITER_SOURCE, bvec, nr as _, len) };
+        // SAFETY: `sock` is live and `msg` holds a valid iterator.
+        msg_result(unsafe { sys::sock_sendmsg(self.sock.as_ptr(), &mut msg) })
+    }
+}
+
+impl SavedCallbacks {
+    /// Runs the socket's own `sk_data_ready` from a callback.
+    pub(crate) fn data_ready(&self, sk: &CallbackSock) {
+        if let Some(f) = self.data_ready {
+            // SAFETY: `sk.sk` is the live, locked socket the callback runs
+            // for, as vsock would have passed it to `f`.
+            unsafe { f(sk.sk) };
+        }
+    }
+
+    /// Runs the socket's own `sk_state_change` from a callback.
+    pub(crate) fn state_change(&self, sk: &CallbackSock) {
+        if let Some(f) = self.state_change {
+            // SAFETY: as in `data_ready`.
+            unsafe { f(sk.sk) };
+        }
+    }
+
+    /// Runs the socket's own `sk_write_space` from a callback: it wakes a
+    /// sender waiting for credit.
+    pub(crate) fn write_space(&self, sk: &CallbackSock) {
+        if let Some(f) = self.write_space {
+            // SAFETY: as in `data_ready`.
+            unsafe { f(sk.sk) };
+        }
+    }
+
+    /// Runs the socket's own `sk_error_report` from a callback.
+    pub(crate) fn error_report(&self, sk: &CallbackSock) {
+        if let Some(f) = self.error_report {
+            // SAFETY: as in `data_ready`.
+            unsafe { f(sk.sk) };
+        }
+    }
+}
+
+/// Server-side views of a socket in a callback.
+impl CallbackSock {
+    /// Whether the socket is a listener.
+    pub(crate) fn is_listening(&self) -> bool {
+        // SAFETY: `sk` is live and locked.
+        u32::from(unsafe { (*self.sk).__sk_common.skc_state }) == sys::TCP_LISTEN
+    }
+
+    /// Whether the connection is gone for good: reset, closed, or shut
+    /// down by the peer in both directions.
+    pub(crate) fn is_closed(&self) -> bool {
+        // SAFETY: `sk` is live and locked; vsock sockets start with a
+        // `struct vsock_sock`.
+        unsafe {
+            let vsk = self.sk.cast::<sys::vsock_sock>();
+            u32::from((*self.sk).__sk_common.skc_state) != sys::TCP_ESTABLISHED
+                || (*vsk).peer_shutdown == sys::SHUTDOWN_MASK
+        }
     }
 }

@@ -3,6 +3,10 @@
  * C glue of xprtvsock.ko: the static inline functions and macros of the
  * socket API that the Rust part needs, as real functions.
  */
+#include <linux/bvec.h>
+#include <linux/mm.h>
+#include <linux/sunrpc/svc_xprt.h>
+#include <linux/sunrpc/xprt.h>
 #include <net/sock.h>
 
 #include "xv_glue.h"
@@ -23,4 +27,281 @@ void xv_sock_reclassify(struct socket *sock)
 		return;
 	sock_lock_init_class_and_name(sk, "slock-AF_VSOCK-RPC", &xv_slock_key,
 				      "sk_lock-AF_VSOCK-RPC", &xv_sk_lock_key);
+}
+
+/* Client transport */
+
+#include <linux/gfp.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/ratelimit.h>
+#include <linux/sched/mm.h>
+#include <linux/sunrpc/sched.h>
+#include <linux/sunrpc/xprt.h>
+#include <linux/workqueue.h>
+
+/* Same timeouts as TCP: vsock is a reliable stream as well. */
+static const struct rpc_timeout xv_clnt_timeout = {
+	.to_initval	= 60 * HZ,
+	.to_maxval	= 60 * HZ,
+	.to_retries	= 2,
+};
+
+static const struct rpc_xprt_ops xv_clnt_ops = {
+	.reserve_xprt		= xprt_reserve_xprt,
+	.release_xprt		= xprt_release_xprt,
+	.alloc_slot		= xprt_alloc_slot,
+	.free_slot		= xprt_free_slot,
+	.rpcbind		= xv_clnt_rpcbind,
+	.set_port		= xv_clnt_set_port,
+	.connect		= xv_clnt_connect,
+	.buf_alloc		= rpc_malloc,
+	.buf_free		= rpc_free,
+	.prepare_request	= xv_clnt_prepare_request,
+	.send_request		= xv_clnt_send_request,
+	.abort_send_request	= xv_clnt_abort_send_request,
+	.wait_for_reply_request	= xprt_wait_for_reply_request_def,
+	.close			= xv_clnt_close,
+	.destroy		= xv_clnt_destroy,
+	.print_stats		= xv_clnt_print_stats,
+	.enable_swap		= xv_clnt_enable_swap,
+	.disable_swap		= xv_clnt_disable_swap,
+	.inject_disconnect	= xv_clnt_inject_disconnect,
+#if defined(CONFIG_SUNRPC_BACKCHANNEL)
+	.bc_setup		= xv_clnt_bc_setup,
+	.bc_maxpayload		= xv_clnt_bc_maxpayload,
+	.bc_num_slots		= xv_clnt_bc_num_slots,
+	.bc_free_rqst		= xv_clnt_bc_free_rqst,
+	.bc_destroy		= xv_clnt_bc_destroy,
+#endif
+};
+
+struct xprt_class xv_clnt_class = {
+	.list	= LIST_HEAD_INIT(xv_clnt_class.list),
+	.name	= "vsock",
+	.owner	= THIS_MODULE,
+	.ident	= XPRT_TRANSPORT_VSOCK,
+	.setup	= xv_clnt_setup,
+	.netid	= { RPCBIND_NETID_VSOCK, "" },
+};
+
+void xv_clnt_init_xprt(struct rpc_xprt *xprt, struct mutex *recv_mutex,
+		       struct work_struct *recv_work,
+		       struct work_struct *error_work,
+		       struct delayed_work *connect_work)
+{
+	xprt->ops = &xv_clnt_ops;
+	xprt->timeout = &xv_clnt_timeout;
+	xprt->xprt_class = &xv_clnt_class;
+	mutex_init(recv_mutex);
+	INIT_WORK(recv_work, xv_clnt_recv_work);
+	INIT_WORK(error_work, xv_clnt_error_work);
+	INIT_DELAYED_WORK(connect_work, xv_clnt_connect_work);
+}
+
+bool xv_clnt_module_get(void)
+{
+	return try_module_get(THIS_MODULE);
+}
+
+void xv_clnt_module_put(void)
+{
+	module_put(THIS_MODULE);
+}
+
+void xv_clnt_queue_work(struct work_struct *work)
+{
+	queue_work(xprtiod_workqueue, work);
+}
+
+void xv_clnt_queue_delayed_work(struct delayed_work *work,
+				unsigned long delay)
+{
+	queue_delayed_work(xprtiod_workqueue, work, delay);
+}
+
+void xv_clnt_recv_lock(struct mutex *recv_mutex)
+{
+	mutex_lock(recv_mutex);
+}
+
+void xv_clnt_queue_lock(struct rpc_xprt *xprt)
+{
+	spin_lock(&xprt->queue_lock);
+}
+
+void xv_clnt_queue_unlock(struct rpc_xprt *xprt)
+{
+	spin_unlock(&xprt->queue_lock);
+}
+
+void xv_clnt_transport_lock(struct rpc_xprt *xprt)
+{
+	spin_lock(&xprt->transport_lock);
+}
+
+void xv_clnt_transport_unlock(struct rpc_xprt *xprt)
+{
+	spin_unlock(&xprt->transport_lock);
+}
+
+bool xv_clnt_connected(struct rpc_xprt *xprt)
+{
+	return xprt_connected(xprt);
+}
+
+bool xv_clnt_test_and_set_connected(struct rpc_xprt *xprt)
+{
+	return xprt_test_and_set_connected(xprt);
+}
+
+void xv_clnt_clear_connected(struct rpc_xprt *xprt)
+{
+	xprt_clear_connected(xprt);
+}
+
+void xv_clnt_clear_connecting(struct rpc_xprt *xprt)
+{
+	xprt_clear_connecting(xprt);
+}
+
+void xv_clnt_set_bound(struct rpc_xprt *xprt)
+{
+	xprt_set_bound(xprt);
+}
+
+bool xv_clnt_bound(struct rpc_xprt *xprt)
+{
+	return xprt_bound(xprt);
+}
+
+bool xv_clnt_close_wait(struct rpc_xprt *xprt)
+{
+	return test_bit(XPRT_CLOSE_WAIT, &xprt->state);
+}
+
+/* As xprtsock after a reset: a new connection starts with clean flags. */
+void xv_clnt_reset_connection_flags(struct rpc_xprt *xprt)
+{
+	xprt->connect_cookie++;
+	/* Order the cookie before the flags, as xs_sock_reset_connection_flags */
+	smp_mb__before_atomic();
+	clear_bit(XPRT_CLOSE_WAIT, &xprt->state);
+	clear_bit(XPRT_CLOSING, &xprt->state);
+	/* and the flags before what the caller does next. */
+	smp_mb__after_atomic();
+}
+
+bool xv_clnt_resvport(const struct rpc_xprt *xprt)
+{
+	return xprt->resvport;
+}
+
+unsigned int xv_clnt_memalloc_nofs_save(void)
+{
+	return memalloc_nofs_save();
+}
+
+void xv_clnt_memalloc_nofs_restore(unsigned int flags)
+{
+	memalloc_nofs_restore(flags);
+}
+
+/* For sparse receive buffers; a failure just shortens the read. */
+struct page *xv_clnt_alloc_page(void)
+{
+	return alloc_page(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN);
+}
+
+void *xv_clnt_kmalloc_array(size_t n, size_t size, gfp_t gfp)
+{
+	return kmalloc_array(n, size, gfp);
+}
+
+void xv_clnt_warn_ratelimited(const struct rpc_xprt *xprt, const char *what)
+{
+	pr_warn_ratelimited("xprtvsock: server %s: %s; closing the connection\n",
+			    xprt->address_strings[RPC_DISPLAY_ADDR], what);
+}
+
+/* Server transport */
+
+/*
+ * No .xpo_handshake: svcauth_unix advertises TLS for transports that have
+ * one, and vsock carries no TLS.
+ */
+static const struct svc_xprt_ops xv_svc_ops = {
+	.xpo_create = xv_svc_create,
+	.xpo_accept = xv_svc_accept,
+	.xpo_has_wspace = xv_svc_has_wspace,
+	.xpo_recvfrom = xv_svc_recvfrom,
+	.xpo_sendto = xv_svc_sendto,
+	.xpo_result_payload = xv_svc_result_payload,
+	.xpo_release_ctxt = xv_svc_release_ctxt,
+	.xpo_detach = xv_svc_detach,
+	.xpo_free = xv_svc_free,
+	.xpo_kill_temp_xprt = xv_svc_kill_temp_xprt,
+};
+
+/*
+ * Every svc_xprt of the class holds a reference on xcl_owner (taken by
+ * svc_xprt_create() and svc_handle_xprt(), dropped by svc_xprt_free()), so
+ * the module cannot be unloaded while nfsd has a vsock listener.
+ */
+struct svc_xprt_class xv_svc_class = {
+	.xcl_name = "vsock",
+	.xcl_owner = THIS_MODULE,
+	.xcl_ops = &xv_svc_ops,
+	.xcl_max_payload = RPCSVC_MAXPAYLOAD_TCP,
+	.xcl_ident = XPRT_TRANSPORT_VSOCK,
+};
+
+void xv_svc_flag_set(struct svc_xprt *xprt, int bit)
+{
+	set_bit(bit, &xprt->xpt_flags);
+}
+
+void xv_svc_flag_clear(struct svc_xprt *xprt, int bit)
+{
+	clear_bit(bit, &xprt->xpt_flags);
+}
+
+bool xv_svc_flag_test(struct svc_xprt *xprt, int bit)
+{
+	return test_bit(bit, &xprt->xpt_flags);
+}
+
+bool xv_svc_flag_test_and_set(struct svc_xprt *xprt, int bit)
+{
+	return test_and_set_bit(bit, &xprt->xpt_flags);
+}
+
+void xv_svc_rqst_flag_assign(struct svc_rqst *rqstp, int bit, bool value)
+{
+	assign_bit(bit, &rqstp->rq_flags, value);
+}
+
+void xv_svc_send_lock(struct svc_xprt *xprt)
+{
+	mutex_lock(&xprt->xpt_mutex);
+}
+
+void xv_svc_send_unlock(struct svc_xprt *xprt)
+{
+	mutex_unlock(&xprt->xpt_mutex);
+}
+
+void xv_svc_bvec_set_virt(struct bio_vec *bv, void *vaddr, unsigned int len)
+{
+	bvec_set_virt(bv, vaddr, len);
+}
+
+void *xv_svc_page_address(struct page *page)
+{
+	return page_address(page);
+}
+
+void xv_svc_put_page(struct page *page)
+{
+	put_page(page);
 }

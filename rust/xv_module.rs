@@ -8,8 +8,10 @@
 
 #[path = "core/addr.rs"]
 pub mod addr;
+mod clnt;
 #[path = "core/record.rs"]
 pub mod record;
+mod svc;
 mod sys;
 mod vsock;
 
@@ -24,8 +26,11 @@ module! {
     alias: ["rpcvsock", "svcvsock"],
 }
 
-/// The loaded module.
-struct XprtVsock;
+/// The loaded module: dropping it unregisters the transports.
+struct XprtVsock {
+    _clnt: clnt::Registration,
+    _svc: svc::Registration,
+}
 
 impl kernel::Module for XprtVsock {
     fn init(_module: &'static ThisModule) -> Result<Self> {
@@ -35,10 +40,19 @@ impl kernel::Module for XprtVsock {
             pr_err!("cannot create an AF_VSOCK stream socket: {:?}\n", e);
         })?;
         drop(probe);
+        let clnt = clnt::Registration::new().inspect_err(|e| {
+            pr_err!("cannot register the vsock RPC client transport: {:?}\n", e);
+        })?;
+        let svc = svc::Registration::new().inspect_err(|e| {
+            pr_err!("cannot register the vsock RPC server transport: {:?}\n", e);
+        })?;
         pr_info!(
-            "AF_VSOCK stream sockets available; records up to {} bytes per fragment; no transport registered yet\n",
+            "AF_VSOCK stream sockets available; records up to {} bytes per fragment; client transport registered; server transport registered\n",
             record::MAX_FRAGMENT_LEN
         );
-        Ok(XprtVsock)
+        Ok(XprtVsock {
+            _clnt: clnt,
+            _svc: svc,
+        })
     }
 }

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""The guest half of make bench (see scripts/bench).
+
+Serves an export from nfsd inside this guest and mounts it twice, over
+proto=vsock (loopback CID 1) and over TCP (127.0.0.1), then measures both
+mounts the same way, one after the other, plus a raw AF_VSOCK stream between
+two sockets of this guest as the ceiling of the vsock transport. Writes one
+JSON document with every figure to $XV_OUT/bench.json; the host turns it
+into ratios.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.environ["XV_ROOT"]
+OUT = os.environ["XV_OUT"]
+SIZE_MIB = int(os.environ.get("XV_BENCH_MIB", "256"))
+EXPORT = "/srv/xv-bench"
+MOUNTS = {"vsock": "/mnt/xv-vsock", "tcp": "/mnt/xv-tcp"}
+RTT_MOUNTS = {"vsock": "/mnt/xv-vsock-noac", "tcp": "/mnt/xv-tcp-noac"}
+META_FILES = 300
+RTT_CALLS = 2000
+RAW_PORT = 5201
+
+
+def run(*args, **kw):
+    print("$", " ".join(args), flush=True)
+    return subprocess.run(args, check=True, **kw)
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def start_nfsd():
+    run("ip", "link", "set", "lo", "up")
+    if not os.path.ismount("/proc/fs/nfsd"):
+        run("mount", "-t", "nfsd", "nfsd", "/proc/fs/nfsd")
+    for d in ("/var/lib/nfs/v4recovery", "/var/lib/nfs/rpc_pipefs", EXPORT):
+        os.makedirs(d, exist_ok=True)
+    for m in list(MOUNTS.values()) + list(RTT_MOUNTS.values()):
+        os.makedirs(m, exist_ok=True)
+    # The guest's /srv is an overlay on 9p, which nfsd cannot export.
+    run("mount", "-t", "tmpfs", "-o", "size=1G", "xv-bench", EXPORT)
+    write("/etc/exports",
+          f"{EXPORT} *(rw,no_subtree_check,no_root_squash,insecure,fsid=0)\n")
+    run("exportfs", "-ra")
+    subprocess.Popen(["rpc.mountd", "-F", "-N", "3"])
+    run("insmod", os.path.join(ROOT, "xprtvsock.ko"))
+    # nfsd sizes its largest READ/WRITE from memory; both mounts get 1 MiB.
+    write("/proc/fs/nfsd/max_block_size", "1048576\n")
+    run("rpc.nfsd", "-N", "3", "8")
+    write("/proc/fs/nfsd/portlist", "vsock 2049\n")
+
+
+def prime_vsock_client():
+    # Stock mountd cannot name vsock clients yet: map CID 1 to "*" directly.
+    write("/proc/net/rpc/auth.unix.ip/channel", "nfsd vsock:1 2147483647 *\n")
+
+
+def mount_all():
+    opts = "vers=4.2,rsize=1048576,wsize=1048576"
+    # TCP first: mountd loads the export table, and flushes every cache,
+    # at its first upcall; the vsock client is primed after that.
+    run("mount", "-i", "-t", "nfs4", "-o",
+        f"{opts},proto=tcp,addr=127.0.0.1,clientaddr=127.0.0.1",
+        "127.0.0.1:/", MOUNTS["tcp"])
+    prime_vsock_client()
+    run("mount", "-i", "-t", "nfs4", "-o",
+        f"{opts},proto=vsock,addr=vsock:1", "1:/", MOUNTS["vsock"])
+    run("mount", "-i", "-t", "nfs4", "-o",
+        f"{opts},noac,nosharecache,proto=vsock,addr=vsock:1", "1:/",
+        RTT_MOUNTS["vsock"])
+    run("mount", "-i", "-t", "nfs4", "-o",
+        f"{opts},noac,nosharecache,proto=tcp,addr=127.0.0.1,clientaddr=127.0.0.1",
+        "127.0.0.1:/", RTT_MOUNTS["tcp"])
+
+
+def drop_caches():
+    os.sync()
+    write("/proc/sys/vm/drop_caches", "3\n")
+
+
+def fio(name, directory, rw, bs, direct, extra=()):
+    args = ["fio", "--output-format=json", f"--name={name}",
+            f"--directory={directory}", f"--rw={rw}", f"--bs={bs}",
+            f"--size={SIZE_MIB}M", f"--direct={int(direct)}",
+            "--ioengine=psync", "--filename=bench.dat", *extra]
+    print("$", " ".join(args), flush=True)
+    result = json.loads(subprocess.run(args, check=True, capture_output=True,
+                                       text=True).stdout)
+    job = result["jobs"][0]
+    side = job["write"] if "write" in rw else job["read"]
+    return {"MiB/s": side["bw_bytes"] / 2**20, "IOPS": side["iops"]}
+
+
+def throughput(directory):
+    figures = {}
+    figures["seq write buffered"] = fio("seqwrite", directory, "write", "1M",
+                                        False, ["--end_fsync=1"])
+    drop_caches()
+    figures["seq read buffered"] = fio("seqread", directory, "read", "1M",
+                                       False)
+    figures["seq write direct"] = fio("seqwrite", directory, "write", "1M",
+                                      True)
+    figures["seq read direct"] = fio("seqread", directory, "read", "1M", True)
+    figures["4k random read direct"] = fio(
+        "randread", directory, "randread", "4k", True,
+        ["--ioengine=libaio", "--iodepth=16", "--time_based",
+         "--runtime=10"])
+    os.unlink(os.path.join(directory, "bench.dat"))
+    return figures
+
+
+def metadata(directory):
+    base = os.path.join(directory, "meta")
+    os.mkdir(base)
+    names = [os.path.join(base, f"f{i}") for i in range(META_FILES)]
+    rates = {}
+    start = time.monotonic()
+    for name in names:
+        os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644))
+    rates["create/s"] = META_FILES / (time.monotonic() - start)
+    start = time.monotonic()
+    for name in names:
+        os.stat(name)
+    rates["stat/s"] = META_FILES / (time.monotonic() - start)
+    start = time.monotonic()
+    for name in names:
+        os.unlink(name)
+    rates["unlink/s"] = META_FILES / (time.monotonic() - start)
+    os.rmdir(base)
+    return rates
+
+
+def round_trip(directory):
+    """Mean time of a GETATTR: stat(2) on a noac mount goes to the server."""
+    path = os.path.join(directory, "rtt")
+    write(path, "")
+    os.stat(path)
+    start = time.monotonic()
+    for _ in range(RTT_CALLS):
+        os.stat(path)
+    elapsed = time.monotonic() - start
+    os.unlink(path)
+    return {"us": elapsed / RTT_CALLS * 1e6}
+
+
+def raw_vsock():
+    """One stream of SIZE_MIB MiB between two AF_VSOCK sockets over CID 1."""
+    total = SIZE_MIB * 2**20
+    chunk = bytes(2**20)
+    listener = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    listener.bind((socket.VMADDR_CID_ANY, RAW_PORT))
+    listener.listen(1)
+    received = [0]
+
+    def sink():
+        conn, _ = listener.accept()
+        buf = bytearray(2**20)
+        while True:
+            n = conn.recv_into(buf)
+            if n == 0:
+                break
+            received[0] += n
+        conn.close()
+
+    thread = threading.Thread(target=sink)
+    thread.start()
+    sender = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    sender.connect((1, RAW_PORT))
+    start = time.monotonic()
+    sent = 0
+    while sent < total:
+        sender.sendall(chunk)
+        sent += len(chunk)
+    sender.shutdown(socket.SHUT_WR)
+    thread.join()
+    elapsed = time.monotonic() - start
+    sender.close()
+    listener.close()
+    if received[0] != total:
+        sys.exit(f"raw vsock: received {received[0]} of {total} bytes")
+    return {"MiB/s": SIZE_MIB / elapsed}
+
+
+def main():
+    start_nfsd()
+    mount_all()
+    results = {"size MiB": SIZE_MIB, "kernel": os.uname().release}
+    for transport, directory in MOUNTS.items():
+        results[transport] = throughput(directory)
+        results[transport]["metadata"] = metadata(directory)
+        results[transport]["rpc round trip"] = round_trip(
+            RTT_MOUNTS[transport])
+    results["raw vsock"] = raw_vsock()
+    for m in list(RTT_MOUNTS.values()) + list(MOUNTS.values()):
+        run("umount", m)
+    run("rpc.nfsd", "0")
+    write(os.path.join(OUT, "bench.json"), json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# A hostile peer cannot hurt nfsd's vsock transport: against nfsd listening
+# on vsock port 2049, tools/xv-peer sends, each on its own connection,
+# an oversized fragment header, a flood of empty non-final fragments,
+# garbage XDR, a REPLY-direction record, a call in byte-sized fragments, a
+# large call in slow pieces, and half records followed by silence (more of
+# them at once than nfsd has threads). Between and during these, nfsd
+# keeps answering NULL calls; the kernel log gains one rate-limited line
+# per closed connection, naming the peer as vsock:1, and nothing else.
+# Needs the in-tree series and tools/xv-peer built.
+set -euo pipefail
+
+peer=$XV_ROOT/target/release/xv-peer
+[[ -x $peer ]] || { echo "FAIL: no $peer (cargo build --release -p xv-peer)" >&2; exit 1; }
+command -v rpc.nfsd >/dev/null || { echo "skip: no rpc.nfsd" >&2; exit 77; }
+
+loaded=
+mounted_nfsd=
+cleanup() {
+	set +e
+	[[ -e /proc/fs/nfsd/threads ]] && rpc.nfsd 0
+	[[ -n $mounted_nfsd ]] && umount /proc/fs/nfsd
+	[[ -n $loaded ]] && rmmod xprtvsock
+}
+trap cleanup EXIT
+
+if [[ ! -e /sys/module/xprtvsock ]]; then
+	insmod "$XV_ROOT/xprtvsock.ko"
+	loaded=1
+fi
+if ! mountpoint -q /proc/fs/nfsd; then
+	mount -t nfsd nfsd /proc/fs/nfsd
+	mounted_nfsd=1
+fi
+mkdir -p /var/lib/nfs/v4recovery
+rpc.nfsd -N 3 4
+echo "vsock 2049" >/proc/fs/nfsd/portlist
+threads=$(cat /proc/fs/nfsd/threads)
+cat /proc/fs/nfsd/portlist
+
+marker="xv-test-31-$$-$RANDOM"
+echo "$marker" >/dev/kmsg
+since_marker() { dmesg | sed -n "/$marker/,\$p" | tail -n +2; }
+
+null() { "$peer" --timeout 30 null; }
+null
+for scenario in oversized zero-flood garbage reply-dir null-frag big; do
+	echo "--- $scenario"
+	"$peer" --timeout 30 "$scenario"
+	null
+done
+
+echo "--- half records: 2 x threads connections go silent for 8 s"
+halves=()
+for _ in $(seq $((2 * threads))); do
+	"$peer" half=8 &
+	halves+=($!)
+done
+sleep 1
+for _ in 1 2 3; do
+	null
+done
+for pid in "${halves[@]}"; do
+	wait "$pid"
+done
+null
+[[ $(cat /proc/fs/nfsd/threads) == "$threads" ]] || { echo "FAIL: nfsd threads changed" >&2; exit 1; }
+
+echo "--- kernel log since the first scenario"
+since_marker
+splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|blocked for more than)'
+if since_marker | grep -aE "$splat"; then
+	echo "FAIL: kernel splat" >&2
+	exit 1
+fi
+for what in 'exceeds the limit' 'more than 1024 fragments'; do
+	since_marker | grep -q "xprtvsock: vsock:1: .*$what.*; closing the connection" || {
+		echo "FAIL: no log line for: $what" >&2
+		exit 1
+	}
+done
+if since_marker | grep -v 'xprtvsock: vsock:1: '; then
+	echo "FAIL: unexpected kernel log lines (above)" >&2
+	exit 1
+fi

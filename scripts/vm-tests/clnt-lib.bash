@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
+#
+# Sourced by the client cases 40-49: loads xprtvsock.ko (and unloads it at
+# the end if this case loaded it, so that the no-transport cases still find
+# it absent), starts nfsd with a vsock listener on port 2049 in this guest
+# and mounts it over vsock loopback (CID 1). Stock mountd does not know
+# "vsock:" clients yet, so the auth.unix.ip entry of CID 1 is primed by hand
+# and mount.nfs is bypassed with "mount -i".
+
+xv_ko=$XV_ROOT/xprtvsock.ko
+xv_export=/tmp/xv-clnt-export
+xv_mnt=
+xv_loaded=
+xv_mounted_nfsd=
+xv_mounted_export=
+xv_mountd_pid=
+xv_marker=
+
+xv_skip() { echo "skip: $*" >&2; exit 77; }
+xv_fail() { echo "FAIL: $*" >&2; exit 1; }
+
+xv_since_marker() { dmesg | sed -n "/$xv_marker/,\$p"; }
+
+xv_check_log() {
+	local splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|blocked for more than)'
+	if xv_since_marker | grep -aE "$splat"; then
+		xv_fail "kernel splat"
+	fi
+}
+
+xv_cleanup() {
+	set +e
+	if [[ -n $xv_mnt ]]; then
+		mountpoint -q "$xv_mnt" && umount -f "$xv_mnt"
+		rmdir "$xv_mnt"
+	fi
+	[[ -n $xv_mountd_pid ]] && kill "$xv_mountd_pid" && wait "$xv_mountd_pid" 2>/dev/null
+	[[ -e /proc/fs/nfsd/threads ]] && rpc.nfsd 0
+	exportfs -ua
+	rm -f /etc/exports
+	[[ -n $xv_mounted_export ]] && umount "$xv_export"
+	[[ -n $xv_mounted_nfsd ]] && umount /proc/fs/nfsd
+	# The module stays pinned for a moment while transports are destroyed.
+	if [[ -n $xv_loaded ]]; then
+		for _ in $(seq 50); do
+			rmmod xprtvsock 2>/dev/null && break
+			sleep 0.2
+		done
+	fi
+}
+
+# Loads the module, starts nfsd on vsock port 2049 and creates a mount point.
+xv_start() {
+	for tool in rpc.nfsd rpc.mountd exportfs; do
+		command -v "$tool" >/dev/null || xv_skip "no $tool"
+	done
+	[[ -f $xv_ko ]] || xv_skip "no $xv_ko"
+	trap xv_cleanup EXIT
+	xv_marker="xv-clnt-$$-$RANDOM"
+	echo "$xv_marker" >/dev/kmsg
+	if [[ ! -e /sys/module/xprtvsock ]]; then
+		insmod "$xv_ko"
+		xv_loaded=1
+	fi
+	ip link set lo up
+	if ! mountpoint -q /proc/fs/nfsd; then
+		mount -t nfsd nfsd /proc/fs/nfsd
+		xv_mounted_nfsd=1
+	fi
+	mkdir -p /var/lib/nfs/v4recovery /var/lib/nfs/rpc_pipefs "$xv_export"
+	# The guest's root is an overlay, which nfsd cannot export.
+	mount -t tmpfs -o size=700M xv-clnt-export "$xv_export"
+	xv_mounted_export=1
+	# Secure (the default): the client must use a reserved source port.
+	echo "$xv_export *(rw,no_subtree_check,no_root_squash,fsid=0)" >/etc/exports
+	exportfs -ra
+	rpc.mountd -F -N 3 &
+	xv_mountd_pid=$!
+	# mountd flushes the caches when it starts: prime them after that,
+	# once it serves the auth.unix.ip channel.
+	for _ in $(seq 150); do
+		ls -l "/proc/$xv_mountd_pid/fd" 2>/dev/null | grep -q auth.unix.ip && break
+		sleep 0.2
+	done
+	xv_nfsd_up
+	xv_mnt=$(mktemp -d /tmp/xv-clnt.XXXXXX)
+	xv_mountd_settle
+}
+
+# mountd loads the export table at its first upcall, not when it starts, and
+# flushes every cache then, the primed vsock:1 entry with them: a vsock
+# mount would stall on an auth.unix.ip upcall that stock mountd cannot
+# answer. One mount over TCP makes it load the table; then prime again.
+xv_mountd_settle() {
+	timeout 60 mount -i -t nfs4 -o vers=4.2,proto=tcp,addr=127.0.0.1,clientaddr=127.0.0.1 \
+		127.0.0.1:/ "$xv_mnt" || xv_fail "warm-up mount over TCP failed"
+	umount "$xv_mnt"
+	xv_prime_auth
+}
+
+# Stock mountd cannot parse "vsock:1": map CID 1 to the "*" domain.
+xv_prime_auth() {
+	echo "nfsd vsock:1 2147483647 *" >/proc/net/rpc/auth.unix.ip/channel
+	grep -q '^nfsd vsock:1 \*$' /proc/net/rpc/auth.unix.ip/content ||
+		xv_fail "auth.unix.ip does not map vsock:1 to *"
+}
+
+# Starts the nfsd threads and the vsock listener, with a short grace period
+# so that opens need not wait 90 s after a (re)start, and 1 MiB READ/WRITE.
+xv_nfsd_up() {
+	echo 10 >/proc/fs/nfsd/nfsv4leasetime 2>/dev/null || true
+	echo 10 >/proc/fs/nfsd/nfsv4gracetime 2>/dev/null || true
+	# nfsd sizes its largest READ/WRITE from guest memory (256 KiB here).
+	echo 1048576 >/proc/fs/nfsd/max_block_size
+	rpc.nfsd -N 3 8
+	echo "vsock 2049" >/proc/fs/nfsd/portlist ||
+		xv_fail "cannot add the vsock listener to nfsd"
+	grep -qx 'vsock 2049' /proc/fs/nfsd/portlist ||
+		xv_fail "portlist does not show the vsock listener"
+	xv_prime_auth
+}
+
+# xv_mount VERS [EXTRA-OPTIONS]
+xv_mount() {
+	local opts="vers=$1,proto=vsock,addr=vsock:1${2:+,$2}"
+	echo "\$ mount -i -t nfs4 -o $opts 1:/ $xv_mnt"
+	timeout 120 mount -i -t nfs4 -o "$opts" 1:/ "$xv_mnt" ||
+		xv_fail "mount -o $opts failed"
+}
+
+xv_umount() {
+	timeout 60 umount "$xv_mnt" || xv_fail "umount $xv_mnt failed"
+}

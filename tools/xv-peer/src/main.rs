@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! xv-peer: an ONC RPC peer over AF_VSOCK, well-behaved or hostile, for
+//! testing the server side of xprtvsock (nfsd listening on vsock).
+//!
+//! Each scenario opens its own connection to `CID:PORT` and prints one line,
+//! `xv-peer: SCENARIO: ok: ...` or `xv-peer: SCENARIO: FAIL: ...`; the exit
+//! status is 0 only if every scenario passed.
+
+mod rpc;
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::process::ExitCode;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use rpc::Reply;
+
+const USAGE: &str = "\
+usage: xv-peer [--cid CID] [--port PORT] [--timeout SECS] SCENARIO...
+
+Scenarios, each on a connection of its own:
+  null          NULL call to NFS (program 100003) version 4: expect SUCCESS
+  null-frag     the same call in 4-byte fragments, sent a byte at a time
+  big           a 192 KiB call sent in 16 KiB pieces: expect a reply to it
+  reply-dir     a REPLY-direction record, then a NULL call on the connection
+  oversized     a fragment header announcing 2^31-1 bytes: expect a close
+  zero-flood    5000 empty non-final fragments: expect a close
+  garbage       a record of noise and a call with bad credentials: no hang
+  half=SECS     half a record, then SECS seconds of silence, then close
+
+Defaults: CID 1 (loopback), port 2049, timeout 20 seconds.";
+
+/// Largest reply the peer accepts.
+const MAX_REPLY: u32 = 4 << 20;
+
+struct Options {
+    cid: u32,
+    port: u32,
+    timeout: Duration,
+}
+
+/// A connected AF_VSOCK stream socket.
+struct Conn {
+    file: File,
+    records: rpc::Records,
+    /// Records received but not read yet.
+    pending: VecDeque<Vec<u8>>,
+    next_xid: u32,
+}
+
+fn vsock_connect(opts: &Options) -> io::Result<Conn> {
+    // SAFETY: plain socket(2) call.
+    let fd: RawFd = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new socket that nothing else owns; `File` closes it.
+    let file = unsafe { File::from_raw_fd(fd) };
+    // SAFETY: all-zero is a valid `sockaddr_vm`.
+    let mut addr: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
+    addr.svm_family = libc::AF_VSOCK as libc::sa_family_t;
+    addr.svm_cid = opts.cid;
+    addr.svm_port = opts.port;
+    let timeout = libc::timeval {
+        tv_sec: opts.timeout.as_secs() as libc::time_t,
+        tv_usec: 0,
+    };
+    for option in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: `timeout` is a valid `timeval` of the length passed.
+        let ret = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                std::ptr::from_ref(&timeout).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // SAFETY: `addr` is a valid `sockaddr_vm` of the length passed.
+    let ret = unsafe {
+        libc::connect(
+            fd,
+            std::ptr::from_ref(&addr).cast(),
+            std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Conn {
+        file,
+        records: rpc::Records::new(MAX_REPLY),
+        pending: VecDeque::new(),
+        next_xid: std::process::id().wrapping_mul(0x1000_0001),
+    })
+}
+
+impl Conn {
+    fn xid(&mut self) -> u32 {
+        self.next_xid = self.next_xid.wrapping_add(1);
+        self.next_xid
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)
+    }
+
+    /// Reads the next record; `Ok(None)` if the server closed first.
+    fn read_record(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let mut buf = vec![0u8; 64 << 10];
+        while self.pending.is_empty() {
+            let n = match self.file.read(&mut buf) {
+                Ok(0) => return Ok(None),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let records = self
+                .records
+                .feed(&buf[..n])
+                .map_err(|e| io::Error::new(ErrorKind::InvalidData, e.to_string()))?;
+            self.pending.extend(records);
+        }
+        Ok(self.pending.pop_front())
+    }
+
+    /// Reads the reply to the call `xid`.
+    fn reply(&mut self, xid: u32) -> Result<Reply, String> {
+        let record = self
+            .read_record()
+            .map_err(|e| format!("no reply: {e}"))?
+            .ok_or("the server closed instead of replying")?;
+        let reply = rpc::parse_reply(&record).map_err(|e| e.to_string())?;
+        if reply.xid() != xid {
+            return Err(format!("reply to XID {:#x}, not {xid:#x}", reply.xid()));
+        }
+        Ok(reply)
+    }
+
+    /// Waits for the server to close the connection, discarding data.
+    fn expect_close(&mut self, within: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.file.read(&mut buf) {
+                Ok(0) => return Ok(start.elapsed()),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(start.elapsed()),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => return Err(format!("read failed: {e}")),
+            }
+            if start.elapsed() > within {
+                return Err(format!("still open after {within:?}"));
+            }
+        }
+    }
+}
+
+fn expect_success(reply: Reply) -> Result<String, String> {
+    match reply {
+        Reply::Accepted {
+            stat: rpc::SUCCESS,
+            xid,
+        } => Ok(format!("accepted, SUCCESS, XID {xid:#x}")),
+        other => Err(format!("unexpected reply {other:?}")),
+    }
+}
+
+fn null_call(conn: &mut Conn) -> (u32, Vec<u8>) {
+    let xid = conn.xid();
+    (xid, rpc::call(xid, rpc::NFS_PROGRAM, 4, 0, &[]))
+}
+
+fn scenario(opts: &Options, name: &str) -> Result<String, String> {
+    let mut conn = vsock_connect(opts).map_err(|e| format!("connect: {e}"))?;
+    let io = |e: io::Error| format!("send: {e}");
+    match name {
+        "null" => {
+            let (xid, call) = null_call(&mut conn);
+            conn.send(&rpc::frame(&call, usize::MAX)).map_err(io)?;
+            expect_success(conn.reply(xid)?)
+        }
+        "null-frag" => {
+            let (xid, call) = null_call(&mut conn);
+            for byte in rpc::frame(&call, 4) {
+                conn.send(&[byte]).map_err(io)?;
+                sleep(Duration::from_millis(2));
+            }
+            expect_success(conn.reply(xid)?)
+        }
+        "big" => {
+            let xid = conn.xid();
+            // Within nfsd's smallest limit (a 256 KiB payload), across pages.
+            let call = rpc::call(xid, rpc::NFS_PROGRAM, 4, 0, &vec![0u8; 192 << 10]);
+            for piece in rpc::frame(&call, usize::MAX).chunks(16 << 10) {
+                conn.send(piece).map_err(io)?;
+                sleep(Duration::from_millis(20));
+            }
+            let reply = conn.reply(xid)?;
+            Ok(format!("reply {reply:?} to a {} byte call", call.len()))
+        }
+        "reply-dir" => {
+            let bogus = [0xdead_beef_u32, rpc::REPLY, rpc::MSG_ACCEPTED, 0, 0, 0];
+            let bogus: Vec<u8> = bogus.iter().flat_map(|w| w.to_be_bytes()).collect();
+            conn.send(&rpc::frame(&bogus, usize::MAX)).map_err(io)?;
+            let (xid, call) = null_call(&mut conn);
+            conn.send(&rpc::frame(&call, usize::MAX)).map_err(io)?;
+            expect_success(conn.reply(xid)?).map(|s| format!("reply dropped; then {s}"))
+        }
+        "oversized" => {
+            conn.send(&rpc::marker(0x7fff_ffff, true)).map_err(io)?;
+            conn.expect_close(opts.timeout)
+                .map(|t| format!("closed after {t:?}"))
+        }
+        "zero-flood" => {
+            let flood: Vec<u8> = (0..5000).flat_map(|_| rpc::marker(0, false)).collect();
+            // The server may close before it has read everything.
+            if let Err(e) = conn.send(&flood) {
+                if e.kind() != ErrorKind::BrokenPipe && e.kind() != ErrorKind::ConnectionReset {
+                    return Err(format!("send: {e}"));
+                }
+            }
+            conn.expect_close(opts.timeout)
+                .map(|t| format!("closed after {t:?}"))
+        }
+        "garbage" => {
+            let noise: Vec<u8> = (0..256u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+                .collect();
+            // A CALL-direction header, so that the server parses the rest.
+            let mut first = [0x4a4b_4c4d_u32, rpc::CALL]
+                .iter()
+                .flat_map(|w| w.to_be_bytes())
+                .collect::<Vec<u8>>();
+            first.extend_from_slice(&noise);
+            conn.send(&rpc::frame(&first, usize::MAX)).map_err(io)?;
+            // Credentials of an unknown flavour and an absurd length.
+            let xid = conn.xid();
+            let mut bad = rpc::call(xid, rpc::NFS_PROGRAM, 4, 0, &[]);
+            bad[24..32].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0x7f, 0xff, 0xff, 0xff]);
+            conn.send(&rpc::frame(&bad, usize::MAX)).map_err(io)?;
+            // Whatever the server answers, it must answer or close in time.
+            let mut answers = Vec::new();
+            for _ in 0..2 {
+                match conn.read_record() {
+                    Ok(Some(record)) => answers.push(rpc::parse_reply(&record)),
+                    Ok(None) => return Ok(format!("server answered {answers:?}, then closed")),
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        return Ok(format!("server answered {answers:?}, then stayed silent"));
+                    }
+                    Err(e) => return Err(format!("read: {e}")),
+                }
+            }
+            Ok(format!("server answered {answers:?}"))
+        }
+        _ => match name.strip_prefix("half=").map(str::parse::<u64>) {
+            Some(Ok(secs)) => {
+                let (_, call) = null_call(&mut conn);
+                let framed = rpc::frame(&call, usize::MAX);
+                conn.send(&framed[..framed.len() / 2]).map_err(io)?;
+                sleep(Duration::from_secs(secs));
+                Ok(format!(
+                    "sent {} of {} bytes, then closed",
+                    framed.len() / 2,
+                    framed.len()
+                ))
+            }
+            _ => Err("unknown scenario".into()),
+        },
+    }
+}
+
+fn parse_args() -> Result<(Options, Vec<String>), String> {
+    let mut opts = Options {
+        cid: 1,
+        port: 2049,
+        timeout: Duration::from_secs(20),
+    };
+    let mut scenarios = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |what: &str| -> Result<u64, String> {
+            args.next()
+                .ok_or(format!("{arg} needs {what}"))?
+                .parse()
+                .map_err(|e| format!("{arg}: {e}"))
+        };
+        match arg.as_str() {
+            "--cid" => opts.cid = value("a CID")? as u32,
+            "--port" => opts.port = value("a port")? as u32,
+            "--timeout" => opts.timeout = Duration::from_secs(value("seconds")?),
+            "-h" | "--help" => return Err(String::new()),
+            _ => scenarios.push(arg),
+        }
+    }
+    if scenarios.is_empty() {
+        return Err("no scenario given".into());
+    }
+    Ok((opts, scenarios))
+}
+
+fn main() -> ExitCode {
+    let (opts, scenarios) = match parse_args() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("xv-peer: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut failed = false;
+    for name in &scenarios {
+        match scenario(&opts, name) {
+            Ok(what) => println!("xv-peer: {name}: ok: {what}"),
+            Err(why) => {
+                println!("xv-peer: {name}: FAIL: {why}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
