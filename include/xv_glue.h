@@ -6,9 +6,19 @@
 #ifndef XV_GLUE_H
 #define XV_GLUE_H
 
+#include <linux/types.h>
+
 struct socket;
 
 void xv_sock_reclassify(struct socket *sock);
+int xv_sock_set_buffer_size(struct socket *sock, u64 size);
+
+struct sock;
+
+void xv_sk_callback_read_lock(struct sock *sk);
+void xv_sk_callback_read_unlock(struct sock *sk);
+void xv_sk_callback_write_lock(struct sock *sk);
+void xv_sk_callback_write_unlock(struct sock *sk);
 
 /* Server transport */
 struct bio_vec;
@@ -54,7 +64,6 @@ void xv_svc_put_page(struct page *page);
 #include <linux/workqueue.h>
 
 struct mutex;
-struct page;
 struct seq_file;
 
 extern struct xprt_class xv_clnt_class;
@@ -102,7 +111,6 @@ bool xv_clnt_test_and_set_connected(struct rpc_xprt *xprt);
 void xv_clnt_clear_connected(struct rpc_xprt *xprt);
 void xv_clnt_clear_connecting(struct rpc_xprt *xprt);
 void xv_clnt_set_bound(struct rpc_xprt *xprt);
-bool xv_clnt_bound(struct rpc_xprt *xprt);
 bool xv_clnt_close_wait(struct rpc_xprt *xprt);
 void xv_clnt_reset_connection_flags(struct rpc_xprt *xprt);
 bool xv_clnt_resvport(const struct rpc_xprt *xprt);

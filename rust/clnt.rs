@@ -205,14 +205,14 @@ impl Transport {
     /// # Safety
     ///
     /// `sk` must be a socket a callback of this transport was invoked for.
-    unsafe fn from_sock<'a>(sk: &CallbackSock) -> Option<&'a Self> {
+    unsafe fn from_sock<'a>(sk: &'a CallbackSock) -> Option<&'a Self> {
         let data = sk.user_data();
         if data.is_null() {
             return None;
         }
         // SAFETY: `attach()` stores the transport; `detach()`, which runs
-        // before the transport is freed, clears it under the same lock that
-        // callbacks run under.
+        // before the transport is freed, clears it under the callback lock
+        // that `sk` holds for reading.
         Some(unsafe { Self::from_xprt(data.cast()) })
     }
 
@@ -561,7 +561,7 @@ static CALLBACKS: Callbacks = Callbacks {
 ///
 /// Called by vsock for a live socket that it has locked.
 unsafe extern "C" fn xv_clnt_data_ready(sk: *mut sys::sock) {
-    // SAFETY: vsock calls this for a socket it has locked.
+    // SAFETY: vsock calls this with a live socket.
     let sk = unsafe { CallbackSock::new(sk) };
     // SAFETY: `sk` is a socket of ours, if it has user data.
     let Some(t) = (unsafe { Transport::from_sock(&sk) }) else {
@@ -582,7 +582,7 @@ unsafe extern "C" fn xv_clnt_data_ready(sk: *mut sys::sock) {
 ///
 /// Called by vsock for a live socket that it has locked.
 unsafe extern "C" fn xv_clnt_state_change(sk: *mut sys::sock) {
-    // SAFETY: vsock calls this for a socket it has locked.
+    // SAFETY: vsock calls this with a live socket.
     let sk = unsafe { CallbackSock::new(sk) };
     // SAFETY: as in `xv_clnt_data_ready`.
     let Some(t) = (unsafe { Transport::from_sock(&sk) }) else {
@@ -614,7 +614,7 @@ unsafe extern "C" fn xv_clnt_state_change(sk: *mut sys::sock) {
 ///
 /// Called by vsock for a live socket that it has locked.
 unsafe extern "C" fn xv_clnt_write_space(sk: *mut sys::sock) {
-    // SAFETY: vsock calls this for a socket it has locked.
+    // SAFETY: vsock calls this with a live socket.
     let sk = unsafe { CallbackSock::new(sk) };
     // SAFETY: as in `xv_clnt_data_ready`.
     let Some(t) = (unsafe { Transport::from_sock(&sk) }) else {
@@ -633,7 +633,7 @@ unsafe extern "C" fn xv_clnt_write_space(sk: *mut sys::sock) {
 ///
 /// Called by vsock for a live socket that it has locked.
 unsafe extern "C" fn xv_clnt_error_report(sk: *mut sys::sock) {
-    // SAFETY: vsock calls this for a socket it has locked.
+    // SAFETY: vsock calls this with a live socket.
     let sk = unsafe { CallbackSock::new(sk) };
     // SAFETY: as in `xv_clnt_data_ready`.
     let Some(t) = (unsafe { Transport::from_sock(&sk) }) else {
@@ -692,6 +692,8 @@ impl Transport {
             if let Some(sock) = sock {
                 sock.shutdown();
             }
+            // A local shutdown raises no state change: disconnect here.
+            self.xprt().force_disconnect();
             return Err(errno!(ENOTCONN));
         }
         let Some(sock) = sock else {

@@ -148,8 +148,8 @@ impl SvcVsock {
     fn from_callback<'a>(sk: &'a CallbackSock) -> Option<&'a Self> {
         let this = sk.user_data().cast::<Self>();
         // SAFETY: `hook` installs our callbacks with the instance as user
-        // data, and `unhook` removes both under the socket lock the callback
-        // holds; the instance lives until after `unhook`.
+        // data, and `unhook` removes both under the callback lock that `sk`
+        // holds for reading; the instance lives until after `unhook`.
         unsafe { this.as_ref() }
     }
 
@@ -413,7 +413,7 @@ static CONN_CALLBACKS: Callbacks = Callbacks {
 ///
 /// Only called by vsock, as `sk_data_ready` of a hooked listener.
 unsafe extern "C" fn listener_data_ready(sk: *mut sys::sock) {
-    // SAFETY: vsock calls callbacks with the live socket locked.
+    // SAFETY: vsock calls callbacks with a live socket.
     let sk = unsafe { CallbackSock::new(sk) };
     let Some(this) = SvcVsock::from_callback(&sk) else {
         return;
@@ -430,7 +430,7 @@ unsafe extern "C" fn listener_data_ready(sk: *mut sys::sock) {
 ///
 /// Only called by vsock, as `sk_data_ready` of a hooked connection.
 unsafe extern "C" fn conn_data_ready(sk: *mut sys::sock) {
-    // SAFETY: vsock calls callbacks with the live socket locked.
+    // SAFETY: vsock calls callbacks with a live socket.
     let sk = unsafe { CallbackSock::new(sk) };
     let Some(this) = SvcVsock::from_callback(&sk) else {
         return;
@@ -445,7 +445,7 @@ unsafe extern "C" fn conn_data_ready(sk: *mut sys::sock) {
 ///
 /// Only called by vsock, as `sk_state_change` of a hooked socket.
 unsafe extern "C" fn state_change(sk: *mut sys::sock) {
-    // SAFETY: vsock calls callbacks with the live socket locked.
+    // SAFETY: vsock calls callbacks with a live socket.
     let sk = unsafe { CallbackSock::new(sk) };
     let Some(this) = SvcVsock::from_callback(&sk) else {
         return;
@@ -468,7 +468,7 @@ unsafe extern "C" fn state_change(sk: *mut sys::sock) {
 ///
 /// Only called by vsock, as `sk_write_space` of a hooked socket.
 unsafe extern "C" fn write_space(sk: *mut sys::sock) {
-    // SAFETY: vsock calls callbacks with the live socket locked.
+    // SAFETY: vsock calls callbacks with a live socket.
     let sk = unsafe { CallbackSock::new(sk) };
     let Some(this) = SvcVsock::from_callback(&sk) else {
         return;
@@ -484,7 +484,7 @@ unsafe extern "C" fn write_space(sk: *mut sys::sock) {
 ///
 /// Only called by vsock, as `sk_error_report` of a hooked socket.
 unsafe extern "C" fn error_report(sk: *mut sys::sock) {
-    // SAFETY: vsock calls callbacks with the live socket locked.
+    // SAFETY: vsock calls callbacks with a live socket.
     let sk = unsafe { CallbackSock::new(sk) };
     let Some(this) = SvcVsock::from_callback(&sk) else {
         return;

@@ -8,6 +8,12 @@ use kernel::error::{to_result, Result};
 
 use crate::sys;
 
+/// Receive buffer of every RPC socket, which vsock grants the peer as send
+/// credit. vsock's default, 256 KiB, is a quarter of a 1 MiB READ or WRITE
+/// record, so the sender would stall for credit several times per record;
+/// this holds two records (`make bench` compares raw streams at both sizes).
+pub(crate) const BUFFER_LEN: u64 = 2 << 20;
+
 /// A kernel-owned AF_VSOCK stream socket.
 ///
 /// # Invariants
@@ -45,7 +51,10 @@ impl Socket {
         // is neither held nor contended.
         unsafe { sys::xv_sock_reclassify(sock.as_ptr()) };
         // INVARIANT: `sock_create_kern()` succeeded and handed `sock` to us.
-        Ok(Self { sock, saved: None })
+        let this = Self { sock, saved: None };
+        // SAFETY: `sock` is live; a listener's accepted sockets inherit it.
+        to_result(unsafe { sys::xv_sock_set_buffer_size(this.sock.as_ptr(), BUFFER_LEN) })?;
+        Ok(this)
     }
 }
 
@@ -100,6 +109,29 @@ impl Drop for SockLock {
     fn drop(&mut self) {
         // SAFETY: `new` locked the live socket `self.0`.
         unsafe { sys::release_sock(self.0) };
+    }
+}
+
+/// Holds `sk_callback_lock` for writing while it lives: no callback runs
+/// meanwhile, wherever vsock calls it from.
+struct CallbackWriteLock(*mut sys::sock);
+
+impl CallbackWriteLock {
+    /// # Safety
+    ///
+    /// `sk` must be a live socket whose callback lock the caller does not
+    /// hold.
+    unsafe fn new(sk: *mut sys::sock) -> Self {
+        // SAFETY: `sk` is live by the caller's guarantee.
+        unsafe { sys::xv_sk_callback_write_lock(sk) };
+        Self(sk)
+    }
+}
+
+impl Drop for CallbackWriteLock {
+    fn drop(&mut self) {
+        // SAFETY: `new` write-locked the live socket's callback lock.
+        unsafe { sys::xv_sk_callback_write_unlock(self.0) };
     }
 }
 
@@ -174,7 +206,9 @@ impl Socket {
         let sk = self.sk();
         // SAFETY: `sk` is live and not locked by this thread.
         let _lock = unsafe { SockLock::new(sk) };
-        // SAFETY: `sk` is live and locked, so no callback runs concurrently.
+        // SAFETY: `sk` is live; its callback lock is taken only here.
+        let _cb = unsafe { CallbackWriteLock::new(sk) };
+        // SAFETY: `sk` is live and both locks are held: no callback runs.
         unsafe {
             self.saved = Some(SavedCallbacks {
                 data_ready: (*sk).sk_data_ready,
@@ -199,7 +233,9 @@ impl Socket {
         let sk = self.sk();
         // SAFETY: `sk` is live and not locked by this thread.
         let _lock = unsafe { SockLock::new(sk) };
-        // SAFETY: `sk` is live and locked: callbacks run under this lock.
+        // SAFETY: as in `attach`.
+        let _cb = unsafe { CallbackWriteLock::new(sk) };
+        // SAFETY: `sk` is live and both locks are held: no callback runs.
         unsafe {
             (*sk).sk_user_data = ptr::null_mut();
             (*sk).sk_data_ready = saved.data_ready;
@@ -353,11 +389,12 @@ impl Socket {
     }
 }
 
-/// A socket as seen from one of its callbacks.
+/// A socket as seen from one of its callbacks, holding its callback lock
+/// for reading: `sk_user_data` stays valid while the value lives.
 ///
 /// # Invariants
 ///
-/// `sk` is live and locked by vsock for the lifetime of the value.
+/// `sk` is live and its `sk_callback_lock` is read-held by this value.
 pub(crate) struct CallbackSock {
     sk: *mut sys::sock,
 }
@@ -368,20 +405,24 @@ impl CallbackSock {
     /// `sk` must be the socket a callback was invoked with, and the value
     /// must not outlive that invocation.
     pub(crate) unsafe fn new(sk: *mut sys::sock) -> Self {
-        // INVARIANT: vsock invokes callbacks under `lock_sock()`.
+        // SAFETY: vsock passes callbacks a live socket; they do not hold
+        // its callback lock.
+        unsafe { sys::xv_sk_callback_read_lock(sk) };
+        // INVARIANT: the callback lock was just read-locked.
         Self { sk }
     }
 
     /// The `sk_user_data` installed by [`Socket::attach`], or null.
     pub(crate) fn user_data(&self) -> *mut core::ffi::c_void {
-        // SAFETY: `sk` is live and locked.
+        // SAFETY: `sk` is live; the callback lock guards `sk_user_data`.
         unsafe { (*self.sk).sk_user_data }
     }
 
     /// Whether the connection is established and the peer still sends.
     pub(crate) fn is_established(&self) -> bool {
-        // SAFETY: `sk` is live and locked; vsock sockets start with a
-        // `struct vsock_sock`.
+        // SAFETY: `sk` is live (type invariant) and a vsock socket, which
+        // starts with a `struct vsock_sock`. A reset changes the state
+        // without the socket lock: the answer may be stale, as for TCP.
         unsafe {
             let vsk = self.sk.cast::<sys::vsock_sock>();
             u32::from((*self.sk).__sk_common.skc_state) == sys::TCP_ESTABLISHED
@@ -404,13 +445,15 @@ impl CallbackSock {
 
     /// The pending socket error as a negative errno, or 0.
     pub(crate) fn error(&self) -> i32 {
-        // SAFETY: `sk` is live and locked.
+        // SAFETY: `sk` is live (type invariant); a racing update only
+        // makes the answer stale.
         -unsafe { (*self.sk).sk_err }
     }
 
     /// Whether the peer has granted credit for more data.
     pub(crate) fn has_space(&self) -> bool {
-        // SAFETY: `sk` is live, locked, and a vsock socket.
+        // SAFETY: `sk` is live (type invariant) and a vsock socket; the
+        // transport guards its credit counters with a lock of its own.
         unsafe {
             let vsk = self.sk.cast::<sys::vsock_sock>();
             !(*vsk).transport.is_null() && sys::vsock_stream_has_space(vsk) > 0
@@ -522,7 +565,9 @@ impl Socket {
         let sk = self.sk();
         // SAFETY: `sk` is live and not locked by this thread.
         let _lock = unsafe { SockLock::new(sk) };
-        // SAFETY: `sk` is live and locked, so no callback runs concurrently.
+        // SAFETY: as in `attach`.
+        let _cb = unsafe { CallbackWriteLock::new(sk) };
+        // SAFETY: `sk` is live and both locks are held: no callback runs.
         unsafe {
             (*sk).sk_user_data = user_data;
             (*sk).sk_data_ready = Some(callbacks.data_ready);
@@ -539,7 +584,9 @@ impl Socket {
         let sk = self.sk();
         // SAFETY: `sk` is live and not locked by this thread.
         let _lock = unsafe { SockLock::new(sk) };
-        // SAFETY: `sk` is live and locked: callbacks run under this lock.
+        // SAFETY: as in `attach`.
+        let _cb = unsafe { CallbackWriteLock::new(sk) };
+        // SAFETY: `sk` is live and both locks are held: no callback runs.
         unsafe {
             (*sk).sk_user_data = ptr::null_mut();
             (*sk).sk_data_ready = own.data_ready;
@@ -585,6 +632,13 @@ impl Socket {
     }
 }
 
+impl Drop for CallbackSock {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant this value read-holds the lock.
+        unsafe { sys::xv_sk_callback_read_unlock(self.sk) };
+    }
+}
+
 impl SavedCallbacks {
     /// Runs the socket's own `sk_data_ready` from a callback.
     pub(crate) fn data_ready(&self, sk: &CallbackSock) {
@@ -625,15 +679,17 @@ impl SavedCallbacks {
 impl CallbackSock {
     /// Whether the socket is a listener.
     pub(crate) fn is_listening(&self) -> bool {
-        // SAFETY: `sk` is live and locked.
+        // SAFETY: `sk` is live (type invariant); a racing update only
+        // makes the answer stale.
         u32::from(unsafe { (*self.sk).__sk_common.skc_state }) == sys::TCP_LISTEN
     }
 
     /// Whether the connection is gone for good: reset, closed, or shut
     /// down by the peer in both directions.
     pub(crate) fn is_closed(&self) -> bool {
-        // SAFETY: `sk` is live and locked; vsock sockets start with a
-        // `struct vsock_sock`.
+        // SAFETY: `sk` is live (type invariant) and a vsock socket, which
+        // starts with a `struct vsock_sock`. A reset changes the state
+        // without the socket lock: the answer may be stale, as for TCP.
         unsafe {
             let vsk = self.sk.cast::<sys::vsock_sock>();
             u32::from((*self.sk).__sk_common.skc_state) != sys::TCP_ESTABLISHED

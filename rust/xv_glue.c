@@ -5,8 +5,11 @@
  */
 #include <linux/bvec.h>
 #include <linux/mm.h>
+#include <linux/net.h>
+#include <linux/sockptr.h>
 #include <linux/sunrpc/svc_xprt.h>
 #include <linux/sunrpc/xprt.h>
+#include <linux/vm_sockets.h>
 #include <net/sock.h>
 
 #include "xv_glue.h"
@@ -27,6 +30,48 @@ void xv_sock_reclassify(struct socket *sock)
 		return;
 	sock_lock_init_class_and_name(sk, "slock-AF_VSOCK-RPC", &xv_slock_key,
 				      "sk_lock-AF_VSOCK-RPC", &xv_sk_lock_key);
+}
+
+/*
+ * The receive buffer a vsock socket grants its peer as credit: raise the
+ * ceiling first, which vsock clamps the size to.
+ */
+int xv_sock_set_buffer_size(struct socket *sock, u64 size)
+{
+	int err;
+
+	err = sock->ops->setsockopt(sock, AF_VSOCK,
+				    SO_VM_SOCKETS_BUFFER_MAX_SIZE,
+				    KERNEL_SOCKPTR(&size), sizeof(size));
+	if (err)
+		return err;
+	return sock->ops->setsockopt(sock, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE,
+				     KERNEL_SOCKPTR(&size), sizeof(size));
+}
+
+/*
+ * sk_callback_lock guards sk_user_data and the callbacks, as in xprtsock:
+ * vsock calls most callbacks with the socket locked, but not all (a virtio
+ * device reset reports errors without it).
+ */
+void xv_sk_callback_read_lock(struct sock *sk)
+{
+	read_lock_bh(&sk->sk_callback_lock);
+}
+
+void xv_sk_callback_read_unlock(struct sock *sk)
+{
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+void xv_sk_callback_write_lock(struct sock *sk)
+{
+	write_lock_bh(&sk->sk_callback_lock);
+}
+
+void xv_sk_callback_write_unlock(struct sock *sk)
+{
+	write_unlock_bh(&sk->sk_callback_lock);
 }
 
 /* Client transport */
@@ -168,11 +213,6 @@ void xv_clnt_clear_connecting(struct rpc_xprt *xprt)
 void xv_clnt_set_bound(struct rpc_xprt *xprt)
 {
 	xprt_set_bound(xprt);
-}
-
-bool xv_clnt_bound(struct rpc_xprt *xprt)
-{
-	return xprt_bound(xprt);
 }
 
 bool xv_clnt_close_wait(struct rpc_xprt *xprt)

@@ -2,9 +2,10 @@
 
 //! xprtvsock: ONC RPC over AF_VSOCK stream sockets.
 //!
-//! This is the module skeleton: it carries the record-marking and address
-//! logic, and on load checks that AF_VSOCK stream sockets can be created.
-//! The sunrpc client and server transports are registered by later work.
+//! On load it checks that AF_VSOCK stream sockets can be created, then
+//! registers the client transport (`xprt_class` "vsock", [`clnt`]) and the
+//! server transport (`svc_xprt_class` "vsock", [`svc`]); SUNRPC logs the
+//! registration itself.
 
 #[path = "core/addr.rs"]
 pub mod addr;
@@ -46,10 +47,6 @@ impl kernel::Module for XprtVsock {
         let svc = svc::Registration::new().inspect_err(|e| {
             pr_err!("cannot register the vsock RPC server transport: {:?}\n", e);
         })?;
-        pr_info!(
-            "AF_VSOCK stream sockets available; records up to {} bytes per fragment; client transport registered; server transport registered\n",
-            record::MAX_FRAGMENT_LEN
-        );
         Ok(XprtVsock {
             _clnt: clnt,
             _svc: svc,

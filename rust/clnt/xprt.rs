@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Thin wrappers over the SUNRPC client core: a transport's `rpc_xprt`,
-//! its requests and their XDR buffers. This and `crate::vsock` are the only
-//! places of the client transport that touch raw FFI.
+//! its requests and their XDR buffers, for `crate::clnt`, which calls the
+//! C glue directly only for work items, locks and the module reference.
 
 use core::marker::PhantomData;
 use core::mem::size_of;

@@ -3,7 +3,7 @@
 //! The pure logic of xprtvsock, built for the host.
 //!
 //! The kernel module compiles these same files into its own crate (see
-//! `rust/xprtvsock.rs`); this crate exists so that `cargo test` and the
+//! `rust/xv_module.rs`); this crate exists so that `cargo test` and the
 //! property tests can exercise them on the host. Only `core` is used.
 
 #![no_std]

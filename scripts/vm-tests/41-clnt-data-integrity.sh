@@ -16,10 +16,11 @@ line=$(grep " $xv_mnt " /proc/mounts)
 echo "$line"
 [[ $line == *rsize=1048576,wsize=1048576* ]] || xv_fail "rsize/wsize are not 1M"
 
-timed() { # runs a command and prints how long it took
-	local start=$SECONDS
-	"$@"
-	echo "took $((SECONDS - start)) s: $*"
+timed() { # runs a command, prints how long it took, returns its status
+	local start=$SECONDS status=0
+	"$@" || status=$?
+	echo "took $((SECONDS - start)) s: $*" >&2
+	return "$status"
 }
 
 timed fio --name=seq --directory="$xv_mnt" --rw=write --bs=1M --size="$seq_size" \

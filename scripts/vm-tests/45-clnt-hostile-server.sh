@@ -35,6 +35,9 @@ import socket, struct, sys, threading, time
 
 log = open(sys.argv[1], 'w', buffering=1)
 calls = 0
+# The scenario served next: it advances only once a scenario was sent
+# whole, so one lost to a reset connection is served again.
+step = 1
 lock = threading.Lock()
 
 def exact(c, n):
@@ -59,7 +62,7 @@ def trickle(c, data):
         time.sleep(0.005)
 
 def serve(c):
-    global calls
+    global calls, step
     try:
         while True:
             rec = b''
@@ -71,8 +74,8 @@ def serve(c):
             xid, _, _, prog, vers, proc = struct.unpack('>6I', rec[:24])
             with lock:
                 calls += 1
-                n = calls
-            log.write(f'call {n} prog={prog} vers={vers} proc={proc}\n')
+                n = step
+            log.write(f'call {calls} prog={prog} vers={vers} proc={proc}\n')
             r = reply(xid, proc)
             if n == 1:
                 # Unknown XID, then a callback, then the reply in three
@@ -90,6 +93,8 @@ def serve(c):
             else:
                 c.sendall(frag(r, True))
                 log.write('sent: reply\n')
+            with lock:
+                step = max(step, n + 1)
     except EOFError:
         log.write('closed by the client\n')
     except OSError as e:
