@@ -29,23 +29,6 @@ struct svc_xprt_class;
 
 extern struct svc_xprt_class xv_svc_class;
 
-/* The svc_xprt_ops of the "vsock" class, implemented in rust/svc.rs. */
-struct net;
-struct sockaddr;
-struct svc_serv;
-struct svc_xprt *xv_svc_create(struct svc_serv *serv, struct net *net,
-			       struct sockaddr *sa, int salen, int flags);
-struct svc_xprt *xv_svc_accept(struct svc_xprt *xprt);
-int xv_svc_has_wspace(struct svc_xprt *xprt);
-int xv_svc_recvfrom(struct svc_rqst *rqstp);
-int xv_svc_sendto(struct svc_rqst *rqstp);
-int xv_svc_result_payload(struct svc_rqst *rqstp, unsigned int offset,
-			  unsigned int length);
-void xv_svc_release_ctxt(struct svc_xprt *xprt, void *ctxt);
-void xv_svc_detach(struct svc_xprt *xprt);
-void xv_svc_free(struct svc_xprt *xprt);
-void xv_svc_kill_temp_xprt(struct svc_xprt *xprt);
-
 /* Implemented in C: static inline functions and macros. */
 void xv_svc_flag_set(struct svc_xprt *xprt, int bit);
 void xv_svc_flag_clear(struct svc_xprt *xprt, int bit);
@@ -64,29 +47,14 @@ void xv_svc_put_page(struct page *page);
 #include <linux/workqueue.h>
 
 struct mutex;
-struct seq_file;
 
 extern struct xprt_class xv_clnt_class;
 
-/* Implemented in Rust: the class's setup and the rpc_xprt_ops. */
+/*
+ * Implemented in Rust: the class's setup and the work functions (the
+ * rpc_xprt_ops table is a Rust static).
+ */
 struct rpc_xprt *xv_clnt_setup(struct xprt_create *args);
-void xv_clnt_rpcbind(struct rpc_task *task);
-void xv_clnt_set_port(struct rpc_xprt *xprt, unsigned short port);
-void xv_clnt_connect(struct rpc_xprt *xprt, struct rpc_task *task);
-int xv_clnt_prepare_request(struct rpc_rqst *req, struct xdr_buf *buf);
-int xv_clnt_send_request(struct rpc_rqst *req);
-void xv_clnt_abort_send_request(struct rpc_rqst *req);
-void xv_clnt_close(struct rpc_xprt *xprt);
-void xv_clnt_destroy(struct rpc_xprt *xprt);
-void xv_clnt_print_stats(struct rpc_xprt *xprt, struct seq_file *seq);
-int xv_clnt_enable_swap(struct rpc_xprt *xprt);
-void xv_clnt_disable_swap(struct rpc_xprt *xprt);
-void xv_clnt_inject_disconnect(struct rpc_xprt *xprt);
-int xv_clnt_bc_setup(struct rpc_xprt *xprt, unsigned int min_reqs);
-size_t xv_clnt_bc_maxpayload(struct rpc_xprt *xprt);
-unsigned int xv_clnt_bc_num_slots(struct rpc_xprt *xprt);
-void xv_clnt_bc_free_rqst(struct rpc_rqst *req);
-void xv_clnt_bc_destroy(struct rpc_xprt *xprt, unsigned int max_reqs);
 void xv_clnt_recv_work(struct work_struct *work);
 void xv_clnt_error_work(struct work_struct *work);
 void xv_clnt_connect_work(struct work_struct *work);

@@ -356,6 +356,7 @@ impl Transport {
                 Opaque::raw_get(ptr::addr_of!((*t).error_work)),
                 Opaque::raw_get(ptr::addr_of!((*t).connect_work)),
             );
+            (*raw).ops = &CLNT_OPS;
         }
         // SAFETY: initialised above; from here on shared like any transport.
         let this = unsafe { &*t };
@@ -919,7 +920,45 @@ impl Transport {
     }
 }
 
-/* Entry points from the core (ops table and class in the C glue). */
+/* Entry points from the core: the ops table, the class's setup (the class
+ * itself is in the C glue: it needs `THIS_MODULE` and a list head that
+ * registration links), and the work functions. */
+
+/// The `rpc_xprt_ops` of every vsock client transport: ours, and the
+/// core's generic slot, congestion and buffer handling, as xprtsock's TCP.
+static CLNT_OPS: sys::rpc_xprt_ops = {
+    // SAFETY: all-zero is a valid `rpc_xprt_ops`, whose fields are all
+    // optional function pointers; the core checks the optional ones.
+    let mut ops: sys::rpc_xprt_ops = unsafe { core::mem::zeroed() };
+    ops.reserve_xprt = Some(sys::xprt_reserve_xprt);
+    ops.release_xprt = Some(sys::xprt_release_xprt);
+    ops.alloc_slot = Some(sys::xprt_alloc_slot);
+    ops.free_slot = Some(sys::xprt_free_slot);
+    ops.rpcbind = Some(xv_clnt_rpcbind);
+    ops.set_port = Some(xv_clnt_set_port);
+    ops.connect = Some(xv_clnt_connect);
+    ops.buf_alloc = Some(sys::rpc_malloc);
+    ops.buf_free = Some(sys::rpc_free);
+    ops.prepare_request = Some(xv_clnt_prepare_request);
+    ops.send_request = Some(xv_clnt_send_request);
+    ops.abort_send_request = Some(xv_clnt_abort_send_request);
+    ops.wait_for_reply_request = Some(sys::xprt_wait_for_reply_request_def);
+    ops.close = Some(xv_clnt_close);
+    ops.destroy = Some(xv_clnt_destroy);
+    ops.print_stats = Some(xv_clnt_print_stats);
+    ops.enable_swap = Some(xv_clnt_enable_swap);
+    ops.disable_swap = Some(xv_clnt_disable_swap);
+    ops.inject_disconnect = Some(xv_clnt_inject_disconnect);
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    {
+        ops.bc_setup = Some(xv_clnt_bc_setup);
+        ops.bc_maxpayload = Some(xv_clnt_bc_maxpayload);
+        ops.bc_num_slots = Some(xv_clnt_bc_num_slots);
+        ops.bc_free_rqst = Some(xv_clnt_bc_free_rqst);
+        ops.bc_destroy = Some(xv_clnt_bc_destroy);
+    }
+    ops
+};
 
 /// `xprt_class::setup`.
 ///
@@ -941,7 +980,6 @@ unsafe extern "C" fn xv_clnt_setup(args: *mut sys::xprt_create) -> *mut sys::rpc
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_rpcbind(task: *mut sys::rpc_task) {
     // SAFETY: the core passes the task that is binding; it owns the status.
     unsafe { (*task).tk_status = errno!(EPFNOSUPPORT).to_errno() };
@@ -952,7 +990,6 @@ unsafe extern "C" fn xv_clnt_rpcbind(task: *mut sys::rpc_task) {
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_set_port(xprt: *mut sys::rpc_xprt, port: u16) {
     // SAFETY: the core passes one of our transports.
     let t = unsafe { Transport::from_xprt(xprt) };
@@ -967,7 +1004,6 @@ unsafe extern "C" fn xv_clnt_set_port(xprt: *mut sys::rpc_xprt, port: u16) {
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_connect(xprt: *mut sys::rpc_xprt, task: *mut sys::rpc_task) {
     // SAFETY: the core passes one of our transports.
     unsafe { Transport::from_xprt(xprt) }.connect(task);
@@ -978,7 +1014,6 @@ unsafe extern "C" fn xv_clnt_connect(xprt: *mut sys::rpc_xprt, task: *mut sys::r
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_prepare_request(
     _req: *mut sys::rpc_rqst,
     buf: *mut sys::xdr_buf,
@@ -995,7 +1030,6 @@ unsafe extern "C" fn xv_clnt_prepare_request(
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_send_request(req: *mut sys::rpc_rqst) -> i32 {
     // SAFETY: the core passes a request of one of our transports.
     let req = unsafe { Rqst::from_raw(req) };
@@ -1013,7 +1047,6 @@ unsafe extern "C" fn xv_clnt_send_request(req: *mut sys::rpc_rqst) -> i32 {
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_abort_send_request(req: *mut sys::rpc_rqst) {
     // SAFETY: the core passes a request of one of our transports.
     let req = unsafe { Rqst::from_raw(req) };
@@ -1026,7 +1059,6 @@ unsafe extern "C" fn xv_clnt_abort_send_request(req: *mut sys::rpc_rqst) {
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_close(xprt: *mut sys::rpc_xprt) {
     // SAFETY: the core passes one of our transports.
     unsafe { Transport::from_xprt(xprt) }.close();
@@ -1037,7 +1069,6 @@ unsafe extern "C" fn xv_clnt_close(xprt: *mut sys::rpc_xprt) {
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_destroy(xprt: *mut sys::rpc_xprt) {
     // SAFETY: the core passes one of our transports.
     unsafe { Transport::from_xprt(xprt) }.destroy();
@@ -1054,7 +1085,6 @@ unsafe extern "C" fn xv_clnt_destroy(xprt: *mut sys::rpc_xprt) {
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_print_stats(xprt: *mut sys::rpc_xprt, seq: *mut sys::seq_file) {
     // SAFETY: the core passes one of our transports.
     let t = unsafe { Transport::from_xprt(xprt) };
@@ -1069,7 +1099,6 @@ unsafe extern "C" fn xv_clnt_print_stats(xprt: *mut sys::rpc_xprt, seq: *mut sys
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_enable_swap(_xprt: *mut sys::rpc_xprt) -> i32 {
     errno!(EOPNOTSUPP).to_errno()
 }
@@ -1079,7 +1108,6 @@ unsafe extern "C" fn xv_clnt_enable_swap(_xprt: *mut sys::rpc_xprt) -> i32 {
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_disable_swap(_xprt: *mut sys::rpc_xprt) {}
 
 /// `inject_disconnect` (CONFIG_FAIL_SUNRPC).
@@ -1087,7 +1115,6 @@ unsafe extern "C" fn xv_clnt_disable_swap(_xprt: *mut sys::rpc_xprt) {}
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_inject_disconnect(xprt: *mut sys::rpc_xprt) {
     // SAFETY: the core passes one of our transports.
     unsafe { Transport::from_xprt(xprt) }
@@ -1102,7 +1129,6 @@ unsafe extern "C" fn xv_clnt_inject_disconnect(xprt: *mut sys::rpc_xprt) {
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_bc_setup(_xprt: *mut sys::rpc_xprt, _min_reqs: u32) -> i32 {
     0
 }
@@ -1112,7 +1138,6 @@ unsafe extern "C" fn xv_clnt_bc_setup(_xprt: *mut sys::rpc_xprt, _min_reqs: u32)
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_bc_maxpayload(_xprt: *mut sys::rpc_xprt) -> usize {
     BC_MAX_PAYLOAD
 }
@@ -1122,7 +1147,6 @@ unsafe extern "C" fn xv_clnt_bc_maxpayload(_xprt: *mut sys::rpc_xprt) -> usize {
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_bc_num_slots(_xprt: *mut sys::rpc_xprt) -> u32 {
     BC_NUM_SLOTS
 }
@@ -1133,7 +1157,6 @@ unsafe extern "C" fn xv_clnt_bc_num_slots(_xprt: *mut sys::rpc_xprt) -> u32 {
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_bc_free_rqst(_req: *mut sys::rpc_rqst) {}
 
 /// `bc_destroy`: `bc_setup` allocated nothing.
@@ -1141,7 +1164,6 @@ unsafe extern "C" fn xv_clnt_bc_free_rqst(_req: *mut sys::rpc_rqst) {}
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-#[no_mangle]
 unsafe extern "C" fn xv_clnt_bc_destroy(_xprt: *mut sys::rpc_xprt, _max_reqs: u32) {}
 
 /// The receive worker.

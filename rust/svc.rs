@@ -55,10 +55,13 @@ pub(crate) struct Registration(());
 impl Registration {
     /// Registers the class (`svc_reg_xprt_class()`).
     pub(crate) fn new() -> Result<Self> {
-        // SAFETY: the class is a static; it stays registered until `drop`,
-        // and no instance outlives the module (each holds a reference on it).
+        let class = ptr::addr_of_mut!(sys::xv_svc_class);
+        // SAFETY: the class is a static that nothing uses before it is
+        // registered; it stays registered until `drop`, and no instance
+        // outlives the module (each holds a reference on it).
         kernel::error::to_result(unsafe {
-            sys::svc_reg_xprt_class(ptr::addr_of_mut!(sys::xv_svc_class))
+            (*class).xcl_ops = &SVC_OPS;
+            sys::svc_reg_xprt_class(class)
         })?;
         Ok(Self(()))
     }
@@ -497,13 +500,28 @@ unsafe extern "C" fn error_report(sk: *mut sys::sock) {
     }
 }
 
-// The `svc_xprt_ops` of the class, called by SUNRPC (rust/xv_glue.c).
+/// The `svc_xprt_ops` of the class (the class itself is in the C glue: it
+/// needs `THIS_MODULE` and a list head that registration links).
+static SVC_OPS: sys::svc_xprt_ops = sys::svc_xprt_ops {
+    xpo_create: Some(xv_svc_create),
+    xpo_accept: Some(xv_svc_accept),
+    xpo_has_wspace: Some(xv_svc_has_wspace),
+    xpo_recvfrom: Some(xv_svc_recvfrom),
+    xpo_sendto: Some(xv_svc_sendto),
+    xpo_result_payload: Some(xv_svc_result_payload),
+    xpo_release_ctxt: Some(xv_svc_release_ctxt),
+    xpo_detach: Some(xv_svc_detach),
+    xpo_free: Some(xv_svc_free),
+    xpo_kill_temp_xprt: Some(xv_svc_kill_temp_xprt),
+    // No TLS over vsock: svcauth_unix would advertise it for a transport
+    // with a handshake.
+    xpo_handshake: None,
+};
 
 /// # Safety
 ///
 /// Only called by SUNRPC as `xpo_create`, with a live service and namespace
 /// and `sa` readable for `salen` bytes.
-#[no_mangle]
 unsafe extern "C" fn xv_svc_create(
     serv: *mut sys::svc_serv,
     net: *mut sys::net,
@@ -522,7 +540,6 @@ unsafe extern "C" fn xv_svc_create(
 /// # Safety
 ///
 /// Only called by SUNRPC as `xpo_accept` on a live listener of the class.
-#[no_mangle]
 unsafe extern "C" fn xv_svc_accept(xprt: *mut sys::svc_xprt) -> *mut sys::svc_xprt {
     // SAFETY: by the function's safety requirements.
     let this = unsafe { SvcVsock::from_xprt(xprt) };
@@ -533,7 +550,6 @@ unsafe extern "C" fn xv_svc_accept(xprt: *mut sys::svc_xprt) -> *mut sys::svc_xp
 ///
 /// Only called by SUNRPC as `xpo_has_wspace` on a live transport of the
 /// class.
-#[no_mangle]
 unsafe extern "C" fn xv_svc_has_wspace(xprt: *mut sys::svc_xprt) -> c_int {
     // SAFETY: by the function's safety requirements.
     let this = unsafe { SvcVsock::from_xprt(xprt) };
@@ -544,7 +560,6 @@ unsafe extern "C" fn xv_svc_has_wspace(xprt: *mut sys::svc_xprt) -> c_int {
 ///
 /// Only called by SUNRPC as `xpo_recvfrom`, by the thread that owns
 /// `rqstp` and holds `XPT_BUSY` on its live transport of the class.
-#[no_mangle]
 unsafe extern "C" fn xv_svc_recvfrom(rqstp: *mut sys::svc_rqst) -> c_int {
     // SAFETY: by the function's safety requirements.
     let rqstp = unsafe { SvcRqst::from_raw(rqstp) };
@@ -557,7 +572,6 @@ unsafe extern "C" fn xv_svc_recvfrom(rqstp: *mut sys::svc_rqst) -> c_int {
 ///
 /// Only called by SUNRPC as `xpo_sendto`, by the thread that owns `rqstp`,
 /// whose transport is a live one of the class.
-#[no_mangle]
 unsafe extern "C" fn xv_svc_sendto(rqstp: *mut sys::svc_rqst) -> c_int {
     // SAFETY: by the function's safety requirements.
     let rqstp = unsafe { SvcRqst::from_raw(rqstp) };
@@ -568,7 +582,6 @@ unsafe extern "C" fn xv_svc_sendto(rqstp: *mut sys::svc_rqst) -> c_int {
 
 /// `xpo_result_payload`: records carry results inline, so there is nothing
 /// to note.
-#[no_mangle]
 extern "C" fn xv_svc_result_payload(
     _rqstp: *mut sys::svc_rqst,
     _offset: c_uint,
@@ -579,19 +592,16 @@ extern "C" fn xv_svc_result_payload(
 
 /// `xpo_release_ctxt`, called after every request: receives keep no
 /// per-request context (`rq_xprt_ctxt` stays null).
-#[no_mangle]
 extern "C" fn xv_svc_release_ctxt(_xprt: *mut sys::svc_xprt, _ctxt: *mut c_void) {}
 
 /// `xpo_kill_temp_xprt`: SUNRPC asks for it only for connections to a
 /// removed IP address, which vsock connections never are; closing needs no
 /// extra step.
-#[no_mangle]
 extern "C" fn xv_svc_kill_temp_xprt(_xprt: *mut sys::svc_xprt) {}
 
 /// # Safety
 ///
 /// Only called by SUNRPC as `xpo_detach` on a live transport of the class.
-#[no_mangle]
 unsafe extern "C" fn xv_svc_detach(xprt: *mut sys::svc_xprt) {
     // SAFETY: by the function's safety requirements.
     let this = unsafe { SvcVsock::from_xprt(xprt) };
@@ -602,7 +612,6 @@ unsafe extern "C" fn xv_svc_detach(xprt: *mut sys::svc_xprt) {
 ///
 /// Only called by SUNRPC as `xpo_free`, once, when the last reference to a
 /// transport of the class is gone.
-#[no_mangle]
 unsafe extern "C" fn xv_svc_free(xprt: *mut sys::svc_xprt) {
     let offset = core::mem::offset_of!(SvcVsock, xprt);
     // SAFETY: the transport is the `xprt` field of an instance that

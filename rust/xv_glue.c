@@ -92,35 +92,6 @@ static const struct rpc_timeout xv_clnt_timeout = {
 	.to_retries	= 2,
 };
 
-static const struct rpc_xprt_ops xv_clnt_ops = {
-	.reserve_xprt		= xprt_reserve_xprt,
-	.release_xprt		= xprt_release_xprt,
-	.alloc_slot		= xprt_alloc_slot,
-	.free_slot		= xprt_free_slot,
-	.rpcbind		= xv_clnt_rpcbind,
-	.set_port		= xv_clnt_set_port,
-	.connect		= xv_clnt_connect,
-	.buf_alloc		= rpc_malloc,
-	.buf_free		= rpc_free,
-	.prepare_request	= xv_clnt_prepare_request,
-	.send_request		= xv_clnt_send_request,
-	.abort_send_request	= xv_clnt_abort_send_request,
-	.wait_for_reply_request	= xprt_wait_for_reply_request_def,
-	.close			= xv_clnt_close,
-	.destroy		= xv_clnt_destroy,
-	.print_stats		= xv_clnt_print_stats,
-	.enable_swap		= xv_clnt_enable_swap,
-	.disable_swap		= xv_clnt_disable_swap,
-	.inject_disconnect	= xv_clnt_inject_disconnect,
-#if defined(CONFIG_SUNRPC_BACKCHANNEL)
-	.bc_setup		= xv_clnt_bc_setup,
-	.bc_maxpayload		= xv_clnt_bc_maxpayload,
-	.bc_num_slots		= xv_clnt_bc_num_slots,
-	.bc_free_rqst		= xv_clnt_bc_free_rqst,
-	.bc_destroy		= xv_clnt_bc_destroy,
-#endif
-};
-
 struct xprt_class xv_clnt_class = {
 	.list	= LIST_HEAD_INIT(xv_clnt_class.list),
 	.name	= "vsock",
@@ -135,7 +106,6 @@ void xv_clnt_init_xprt(struct rpc_xprt *xprt, struct mutex *recv_mutex,
 		       struct work_struct *error_work,
 		       struct delayed_work *connect_work)
 {
-	xprt->ops = &xv_clnt_ops;
 	xprt->timeout = &xv_clnt_timeout;
 	xprt->xprt_class = &xv_clnt_class;
 	mutex_init(recv_mutex);
@@ -267,31 +237,14 @@ void xv_clnt_warn_ratelimited(const struct rpc_xprt *xprt, const char *what)
 /* Server transport */
 
 /*
- * No .xpo_handshake: svcauth_unix advertises TLS for transports that have
- * one, and vsock carries no TLS.
- */
-static const struct svc_xprt_ops xv_svc_ops = {
-	.xpo_create = xv_svc_create,
-	.xpo_accept = xv_svc_accept,
-	.xpo_has_wspace = xv_svc_has_wspace,
-	.xpo_recvfrom = xv_svc_recvfrom,
-	.xpo_sendto = xv_svc_sendto,
-	.xpo_result_payload = xv_svc_result_payload,
-	.xpo_release_ctxt = xv_svc_release_ctxt,
-	.xpo_detach = xv_svc_detach,
-	.xpo_free = xv_svc_free,
-	.xpo_kill_temp_xprt = xv_svc_kill_temp_xprt,
-};
-
-/*
  * Every svc_xprt of the class holds a reference on xcl_owner (taken by
  * svc_xprt_create() and svc_handle_xprt(), dropped by svc_xprt_free()), so
- * the module cannot be unloaded while nfsd has a vsock listener.
+ * the module cannot be unloaded while nfsd has a vsock listener. The Rust
+ * side sets xcl_ops before registering the class.
  */
 struct svc_xprt_class xv_svc_class = {
 	.xcl_name = "vsock",
 	.xcl_owner = THIS_MODULE,
-	.xcl_ops = &xv_svc_ops,
 	.xcl_max_payload = RPCSVC_MAXPAYLOAD_TCP,
 	.xcl_ident = XPRT_TRANSPORT_VSOCK,
 };

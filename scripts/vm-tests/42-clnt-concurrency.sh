@@ -11,7 +11,7 @@ xv_mount 4.2
 start=$SECONDS
 fio --name=par --directory="$xv_mnt" --numjobs=16 --thread --rw=randwrite --bs=16k \
 	--size=4M --ioengine=psync --end_fsync=1 --verify=crc32c \
-	--do_verify=1 --verify_fatal=1 --group_reporting \
+	--do_verify=1 --verify_fatal=1 --verify_state_save=0 --group_reporting \
 	--output-format=terse >/dev/null || xv_fail "parallel fio failed"
 echo "16 jobs took $((SECONDS - start)) s"
 rm -f "$xv_mnt"/par.*
