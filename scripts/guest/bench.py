@@ -12,6 +12,8 @@ into ratios.
 
 import json
 import os
+import re
+import statistics
 import socket
 import subprocess
 import sys
@@ -162,6 +164,51 @@ def set_buffer(sock, size):
     sock.setsockopt(socket.AF_VSOCK, socket.SO_VM_SOCKETS_BUFFER_SIZE, size)
 
 
+TRACING = "/sys/kernel/tracing"
+# Where a GETATTR's time goes, from SUNRPC's tracepoints: the client queues
+# the request (xprt_transmit), nfsd has read all of it (svc_xdr_recvfrom),
+# nfsd has sent the reply (svc_send), the client has matched it to its
+# request (xprt_lookup_rqst), and the task is done (rpc_stats_latency).
+PHASE_EVENTS = ("xprt_transmit", "svc_xdr_recvfrom", "svc_send",
+                "xprt_lookup_rqst", "rpc_stats_latency")
+TRACE_LINE = re.compile(r" (\d+\.\d+): (\w+): .*?xid=(0x[0-9a-f]+)")
+
+
+def rpc_phases(directory):
+    """Median microseconds of each phase of a GETATTR round trip."""
+    if not os.path.isdir(os.path.join(TRACING, "events")):
+        run("mount", "-t", "tracefs", "tracefs", TRACING)
+    write(os.path.join(TRACING, "buffer_size_kb"), "8192")
+    write(os.path.join(TRACING, "trace"), "")
+    for event in PHASE_EVENTS:
+        write(os.path.join(TRACING, "events/sunrpc", event, "enable"), "1")
+    round_trip(directory)
+    for event in PHASE_EVENTS:
+        write(os.path.join(TRACING, "events/sunrpc", event, "enable"), "0")
+    seen = {}
+    with open(os.path.join(TRACING, "trace")) as trace:
+        for line in trace:
+            m = TRACE_LINE.search(line)
+            if m:
+                stamp, event, xid = m.groups()
+                seen.setdefault(xid, {}).setdefault(event, float(stamp) * 1e6)
+    phases = {"request to nfsd": [], "nfsd": [], "reply to client": [],
+              "wake-up to done": []}
+    for c in seen.values():
+        if not all(e in c for e in PHASE_EVENTS):
+            continue
+        phases["request to nfsd"].append(c["svc_xdr_recvfrom"] -
+                                         c["xprt_transmit"])
+        phases["nfsd"].append(c["svc_send"] - c["svc_xdr_recvfrom"])
+        phases["reply to client"].append(c["xprt_lookup_rqst"] -
+                                         c["svc_send"])
+        phases["wake-up to done"].append(c["rpc_stats_latency"] -
+                                         c["xprt_lookup_rqst"])
+    return {name: statistics.median(v) if v else None
+            for name, v in phases.items()} | {
+        "calls": len(phases["nfsd"])}
+
+
 def raw_vsock(buffer):
     """One stream of SIZE_MIB MiB between two AF_VSOCK sockets over CID 1,
     each with a socket buffer of `buffer` bytes."""
@@ -212,6 +259,8 @@ def main():
         results[transport] = throughput(directory)
         results[transport]["metadata"] = metadata(directory)
         results[transport]["rpc round trip"] = round_trip(
+            RTT_MOUNTS[transport])
+        results[transport]["rpc phases us"] = rpc_phases(
             RTT_MOUNTS[transport])
     for name, buffer in RAW_BUFFERS.items():
         results[name] = raw_vsock(buffer)
