@@ -88,4 +88,31 @@ struct page *xv_clnt_alloc_page(void);
 void *xv_clnt_kmalloc_array(size_t n, size_t size, gfp_t gfp);
 void xv_clnt_warn_ratelimited(const struct rpc_xprt *xprt, const char *what);
 
+/* NFSv4.1 backchannel */
+struct svc_serv;
+struct xdr_buf;
+
+extern struct xprt_class xv_bc_class;
+
+/* Implemented in Rust. */
+struct rpc_xprt *xv_bc_setup(struct xprt_create *args);
+
+/* Implemented in C: static inline functions and macros. */
+void xv_bc_init_xprt(struct rpc_xprt *xprt);
+void xv_bc_pa_lock(struct rpc_xprt *xprt);
+void xv_bc_pa_unlock(struct rpc_xprt *xprt);
+struct rpc_rqst *xv_bc_pa_first(struct rpc_xprt *xprt);
+struct rpc_rqst *xv_bc_pa_next(struct rpc_xprt *xprt, struct rpc_rqst *req);
+void xv_bc_pa_add_tail(struct rpc_xprt *xprt, struct rpc_rqst *req);
+void xv_bc_pa_del(struct rpc_rqst *req);
+void xv_bc_slot_count_add(struct rpc_xprt *xprt, int n);
+int xv_bc_slot_count(struct rpc_xprt *xprt);
+void xv_bc_set_in_use(struct rpc_rqst *req);
+void xv_bc_clear_in_use(struct rpc_rqst *req);
+void xv_bc_enqueue(struct svc_serv *serv, struct rpc_rqst *req);
+struct rpc_rqst *xv_bc_alloc_rqst(void);
+void xv_bc_free_rqst(struct rpc_rqst *req);
+bool xv_bc_alloc_xdr_page(struct xdr_buf *buf);
+void xv_bc_free_xdr_page(struct xdr_buf *buf);
+
 #endif /* XV_GLUE_H */

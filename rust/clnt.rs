@@ -22,7 +22,9 @@ macro_rules! errno {
     };
 }
 
-mod xprt;
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+mod backchannel;
+pub(crate) mod xprt;
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
@@ -57,9 +59,10 @@ const MAX_REPLY_LEN: u32 = 8 << 20;
 const MIN_RESVPORT: u32 = 665;
 const MAX_RESVPORT: u32 = 1023;
 
-/// Back-channel sizes, as xprtsock's (`PAGE_SIZE`, `BC_MAX_SLOTS`).
+/// Largest callback the backchannel takes, as xprtsock's: the one page
+/// each request of the pool receives into.
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
 const BC_MAX_PAYLOAD: usize = kernel::page::PAGE_SIZE;
-const BC_NUM_SLOTS: u32 = 64;
 
 // Bits of `Transport::flags`.
 /// Data arrived; the receive worker is queued.
@@ -88,7 +91,11 @@ enum Target {
     Header,
     /// Into the receive buffer of the request with the record's XID.
     Reply,
-    /// Nowhere: unknown XID, retransmitted request, or a callback.
+    /// Into a request of the backchannel pool: a callback from the server.
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    Callback,
+    /// Nowhere: unknown XID, retransmitted request, or a callback nobody
+    /// serves.
     Discard,
 }
 
@@ -150,11 +157,37 @@ fn malformed(_: record::RecordError) -> Stop {
 }
 
 /// Storage for the address strings of `rpc_xprt::address_strings`.
-struct Strings {
+pub(crate) struct Strings {
     addr: [u8; addr::PRESENTATION_MAX_LEN + 1],
     port: [u8; 11],
     hex_addr: [u8; 9],
     hex_port: [u8; 9],
+}
+
+impl Strings {
+    pub(crate) const fn new() -> Self {
+        Self {
+            addr: [0; addr::PRESENTATION_MAX_LEN + 1],
+            port: [0; 11],
+            hex_addr: [0; 9],
+            hex_port: [0; 9],
+        }
+    }
+
+    /// Formats the strings for the peer `cid`:`port` and points the address
+    /// strings of `x` at them; `x` must not outlive `self`.
+    pub(crate) fn publish(&mut self, x: &Xprt<'_>, cid: u32, port: u32) {
+        format_cstr(&mut self.addr, addr::Presentation(cid));
+        format_cstr(&mut self.hex_addr, format_args!("{cid:08x}"));
+        format_cstr(&mut self.port, port);
+        format_cstr(&mut self.hex_port, format_args!("{port:x}"));
+        x.set_address_strings(
+            self.addr.as_ptr(),
+            self.port.as_ptr(),
+            self.hex_addr.as_ptr(),
+            self.hex_port.as_ptr(),
+        );
+    }
 }
 
 /// Formats `value` NUL-terminated into `buf`.
@@ -379,16 +412,7 @@ impl Transport {
         // SAFETY: the strings are written in setup, before the transport is
         // shared, and in `set_port`, which the core serialises with binding.
         let s = unsafe { &mut *self.strings.get() };
-        format_cstr(&mut s.addr, addr::Presentation(cid));
-        format_cstr(&mut s.hex_addr, format_args!("{cid:08x}"));
-        format_cstr(&mut s.port, port);
-        format_cstr(&mut s.hex_port, format_args!("{port:x}"));
-        self.xprt().set_address_strings(
-            s.addr.as_ptr(),
-            s.port.as_ptr(),
-            s.hex_addr.as_ptr(),
-            s.hex_port.as_ptr(),
-        );
+        s.publish(&self.xprt(), cid, port);
     }
 
     /// Closes the connection; from the core's autoclose work (holding
@@ -813,8 +837,7 @@ impl Transport {
             if offset + n == HDR_LEN {
                 rx.target = match rx.calldir() {
                     RPC_REPLY => Target::Reply,
-                    // Callbacks wait for the backchannel; dropped until then.
-                    RPC_CALL => Target::Discard,
+                    RPC_CALL => self.callback_target(),
                     _ => return Err(Stop::Malformed(kernel::c_str!("bad message direction"))),
                 };
             }
@@ -822,6 +845,8 @@ impl Transport {
         }
         match rx.target {
             Target::Reply => self.read_reply(sock, rx, offset, len),
+            #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+            Target::Callback => self.read_callback(sock, rx, offset, len),
             Target::Discard | Target::Header => {
                 let n = recv_result(sock.recv_discard(len))?;
                 let progress = rx.decoder.consumed(n).map_err(malformed)?;
@@ -853,6 +878,15 @@ impl Transport {
                     }
                 }
             });
+        }
+        #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+        if rx.target == Target::Callback && rx.copied == 0 {
+            // A callback of nothing but its header.
+            let x = self.xprt();
+            if let Some(req) = backchannel::lookup(&x, rx.xid(), false) {
+                req.copy_header(&rx.hdr);
+                backchannel::complete(&x, &req, len as usize);
+            }
         }
         rx.target = Target::Header;
         rx.copied = 0;
@@ -910,6 +944,77 @@ impl Transport {
         }
         match stop {
             // The reply is longer than its buffer: the rest is dropped.
+            Err(ReadStop::Full) => rx.target = Target::Discard,
+            Err(ReadStop::Sock(r)) => {
+                recv_result(r)?;
+            }
+            Ok(()) => {}
+        }
+        Ok(())
+    }
+}
+
+/* Receiving callbacks (NFSv4.1 backchannel). */
+
+impl Transport {
+    /// Where a CALL record goes: to the backchannel if the NFS callback
+    /// service runs on this transport.
+    fn callback_target(&self) -> Target {
+        #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+        if self.xprt().has_bc_serv() {
+            return Target::Callback;
+        }
+        Target::Discard
+    }
+
+    /// Copies up to `len` bytes at record `offset` into the callback's
+    /// request, and queues it for the callback service once complete.
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    fn read_callback(
+        &self,
+        sock: &Socket,
+        rx: &mut Receiver,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), Stop> {
+        let x = self.xprt();
+        let continued = rx.copied != 0;
+        let Some(req) = backchannel::lookup(&x, rx.xid(), continued) else {
+            if continued {
+                // The pool was destroyed under the callback: drop the rest.
+                rx.target = Target::Discard;
+                return Ok(());
+            }
+            // More callbacks in flight than CREATE_SESSION allowed.
+            return Err(Stop::Malformed(kernel::c_str!(
+                "callback beyond the backchannel's slots"
+            )));
+        };
+        if !continued {
+            req.copy_header(&rx.hdr);
+            rx.copied = HDR_LEN;
+        }
+        let (n, stop) = req.read_private(sock, offset, offset + len);
+        let progress = if n > 0 {
+            rx.decoder.consumed(n)
+        } else {
+            Ok(Progress::Incomplete)
+        };
+        rx.copied = offset + n;
+        let full = matches!(stop, Err(ReadStop::Full));
+        let done = matches!(progress, Ok(Progress::Record { .. }));
+        if done || full {
+            // A callback longer than its page is passed on cut short, as
+            // xprtsock does; the callback service rejects it.
+            backchannel::complete(&x, &req, rx.copied);
+        }
+        let progress = progress.map_err(malformed)?;
+        if done {
+            rx.target = Target::Header;
+            rx.copied = 0;
+            return self.after(rx, progress);
+        }
+        match stop {
             Err(ReadStop::Full) => rx.target = Target::Discard,
             Err(ReadStop::Sock(r)) => {
                 recv_result(r)?;
@@ -1122,15 +1227,19 @@ unsafe extern "C" fn xv_clnt_inject_disconnect(xprt: *mut sys::rpc_xprt) {
         .force_disconnect();
 }
 
-/// `bc_setup`: the NFSv4.1 callback service may start. Until the
-/// backchannel is implemented no request is preallocated and callbacks
-/// from the server are dropped on receipt.
+/// `bc_setup`: a new session's callbacks need `min_reqs` more requests.
 ///
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-unsafe extern "C" fn xv_clnt_bc_setup(_xprt: *mut sys::rpc_xprt, _min_reqs: u32) -> i32 {
-    0
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+unsafe extern "C" fn xv_clnt_bc_setup(xprt: *mut sys::rpc_xprt, min_reqs: u32) -> i32 {
+    // SAFETY: the core passes one of our transports.
+    let t = unsafe { Transport::from_xprt(xprt) };
+    match backchannel::setup(&t.xprt(), min_reqs) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// `bc_maxpayload`.
@@ -1138,6 +1247,7 @@ unsafe extern "C" fn xv_clnt_bc_setup(_xprt: *mut sys::rpc_xprt, _min_reqs: u32)
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
 unsafe extern "C" fn xv_clnt_bc_maxpayload(_xprt: *mut sys::rpc_xprt) -> usize {
     BC_MAX_PAYLOAD
 }
@@ -1147,24 +1257,35 @@ unsafe extern "C" fn xv_clnt_bc_maxpayload(_xprt: *mut sys::rpc_xprt) -> usize {
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
 unsafe extern "C" fn xv_clnt_bc_num_slots(_xprt: *mut sys::rpc_xprt) -> u32 {
-    BC_NUM_SLOTS
+    backchannel::MAX_SLOTS
 }
 
-/// `bc_free_rqst`: only called for backchannel requests, of which
-/// `bc_setup` allocates none.
+/// `bc_free_rqst`: the callback service is done with a callback request.
 ///
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-unsafe extern "C" fn xv_clnt_bc_free_rqst(_req: *mut sys::rpc_rqst) {}
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+unsafe extern "C" fn xv_clnt_bc_free_rqst(req: *mut sys::rpc_rqst) {
+    // SAFETY: the core calls this once per callback request it is done with.
+    unsafe { backchannel::free(req) };
+}
 
-/// `bc_destroy`: `bc_setup` allocated nothing.
+/// `bc_destroy`: a session ended, or the transport goes away.
 ///
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-unsafe extern "C" fn xv_clnt_bc_destroy(_xprt: *mut sys::rpc_xprt, _max_reqs: u32) {}
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+unsafe extern "C" fn xv_clnt_bc_destroy(xprt: *mut sys::rpc_xprt, max_reqs: u32) {
+    // SAFETY: the core passes one of our transports.
+    let t = unsafe { Transport::from_xprt(xprt) };
+    // The receive worker may be filling a request of the pool.
+    let _receiving = t.recv_lock();
+    backchannel::destroy(&t.xprt(), max_reqs);
+}
 
 /// The receive worker.
 ///

@@ -18,6 +18,8 @@
 //! SUNRPC itself bounds the number of connections of every class
 //! (`svc_check_conn_limits()` before each `xpo_accept`), and ages idle ones.
 
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+mod backchannel;
 mod xprt;
 
 use core::ffi::{c_int, c_uint, c_void};
@@ -49,12 +51,18 @@ const SEND_TIMEOUT: c_long = 30 * sys::HZ as c_long;
 /// direction.
 const CALL_HEADER_LEN: u32 = 8;
 
-/// The "vsock" class registered with SUNRPC while the module is loaded.
-pub(crate) struct Registration(());
+/// The "vsock" class registered with SUNRPC while the module is loaded, and
+/// the class of nfsd's backchannel on its connections.
+pub(crate) struct Registration {
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    _backchannel: backchannel::Registration,
+}
 
 impl Registration {
-    /// Registers the class (`svc_reg_xprt_class()`).
+    /// Registers the classes (`svc_reg_xprt_class()`).
     pub(crate) fn new() -> Result<Self> {
+        #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+        let backchannel = backchannel::Registration::new()?;
         let class = ptr::addr_of_mut!(sys::xv_svc_class);
         // SAFETY: the class is a static that nothing uses before it is
         // registered; it stays registered until `drop`, and no instance
@@ -63,7 +71,10 @@ impl Registration {
             (*class).xcl_ops = &SVC_OPS;
             sys::svc_reg_xprt_class(class)
         })?;
-        Ok(Self(()))
+        Ok(Self {
+            #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+            _backchannel: backchannel,
+        })
     }
 }
 
@@ -298,7 +309,7 @@ impl SvcVsock {
         }
         rqstp.set_call(len, conn.peer.port < sys::PROT_SOCK, xprt.test(Flag::LOCAL));
         if rqstp.arg_word(1) != 0 {
-            return Self::backchannel_reply(rqstp);
+            return self.backchannel_reply(rqstp, len);
         }
         len as c_int
     }
@@ -325,10 +336,13 @@ impl SvcVsock {
     }
 
     /// A REPLY-direction record: the answer to a callback nfsd sent on this
-    /// connection (NFSv4.1 backchannel). Without a backchannel transport on
-    /// the connection (`xpt_bc_xprt`) no callback can be waiting, so, as
-    /// SUNRPC's TCP transport does then, the record is dropped.
-    fn backchannel_reply(_rqstp: &SvcRqst) -> c_int {
+    /// connection (NFSv4.1 backchannel), for the backchannel transport.
+    /// Either way nfsd has no call to process.
+    fn backchannel_reply(&self, rqstp: &SvcRqst, len: u32) -> c_int {
+        #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+        backchannel::deliver_reply(self.xprt(), rqstp, len);
+        #[cfg(not(CONFIG_SUNRPC_BACKCHANNEL))]
+        let _ = (rqstp, len);
         0
     }
 

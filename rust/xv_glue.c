@@ -298,3 +298,131 @@ void xv_svc_put_page(struct page *page)
 {
 	put_page(page);
 }
+
+/* NFSv4.1 backchannel */
+
+#ifdef CONFIG_SUNRPC_BACKCHANNEL
+
+#include <linux/lwq.h>
+#include <linux/slab.h>
+#include <linux/sunrpc/svc.h>
+
+/*
+ * The transport nfsd creates to send callbacks on a client's vsock
+ * connection: rpc_create() asks for the ident of the connection's class
+ * with XPRT_TRANSPORT_BC added.
+ */
+struct xprt_class xv_bc_class = {
+	.list	= LIST_HEAD_INIT(xv_bc_class.list),
+	.name	= "vsock NFSv4.1 backchannel",
+	.owner	= THIS_MODULE,
+	.ident	= XPRT_TRANSPORT_BC_VSOCK,
+	.setup	= xv_bc_setup,
+	.netid	= { "" },
+};
+
+void xv_bc_init_xprt(struct rpc_xprt *xprt)
+{
+	xprt->timeout = &xv_clnt_timeout;
+	xprt->xprt_class = &xv_bc_class;
+	xprt_set_bound(xprt);
+	xprt_set_connected(xprt);
+}
+
+/*
+ * The client's pool of preallocated callback requests, bc_pa_list: the
+ * helpers of net/sunrpc/backchannel_rqst.c that manage it are not exported.
+ */
+void xv_bc_pa_lock(struct rpc_xprt *xprt)
+{
+	spin_lock_bh(&xprt->bc_pa_lock);
+}
+
+void xv_bc_pa_unlock(struct rpc_xprt *xprt)
+{
+	spin_unlock_bh(&xprt->bc_pa_lock);
+}
+
+struct rpc_rqst *xv_bc_pa_first(struct rpc_xprt *xprt)
+{
+	return list_first_entry_or_null(&xprt->bc_pa_list, struct rpc_rqst,
+					rq_bc_pa_list);
+}
+
+struct rpc_rqst *xv_bc_pa_next(struct rpc_xprt *xprt, struct rpc_rqst *req)
+{
+	if (list_is_last(&req->rq_bc_pa_list, &xprt->bc_pa_list))
+		return NULL;
+	return list_next_entry(req, rq_bc_pa_list);
+}
+
+void xv_bc_pa_add_tail(struct rpc_xprt *xprt, struct rpc_rqst *req)
+{
+	list_add_tail(&req->rq_bc_pa_list, &xprt->bc_pa_list);
+}
+
+void xv_bc_pa_del(struct rpc_rqst *req)
+{
+	list_del(&req->rq_bc_pa_list);
+}
+
+void xv_bc_slot_count_add(struct rpc_xprt *xprt, int n)
+{
+	atomic_add(n, &xprt->bc_slot_count);
+}
+
+int xv_bc_slot_count(struct rpc_xprt *xprt)
+{
+	return atomic_read(&xprt->bc_slot_count);
+}
+
+void xv_bc_set_in_use(struct rpc_rqst *req)
+{
+	set_bit(RPC_BC_PA_IN_USE, &req->rq_bc_pa_state);
+}
+
+void xv_bc_clear_in_use(struct rpc_rqst *req)
+{
+	/* Order the reset connect cookie before the bit, as xprt_free_bc_rqst */
+	smp_mb__before_atomic();
+	clear_bit(RPC_BC_PA_IN_USE, &req->rq_bc_pa_state);
+	/* and the bit before the request goes back to the pool. */
+	smp_mb__after_atomic();
+}
+
+/* Queues a received callback for the NFS callback service. */
+void xv_bc_enqueue(struct svc_serv *serv, struct rpc_rqst *req)
+{
+	lwq_enqueue(&req->rq_bc_list, &serv->sv_cb_list);
+	svc_pool_wake_idle_thread(&serv->sv_pools[0]);
+}
+
+struct rpc_rqst *xv_bc_alloc_rqst(void)
+{
+	return kzalloc(sizeof(struct rpc_rqst),
+		       GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN);
+}
+
+void xv_bc_free_rqst(struct rpc_rqst *req)
+{
+	kfree(req);
+}
+
+/* A one-page XDR buffer, as the pool's requests receive and send in. */
+bool xv_bc_alloc_xdr_page(struct xdr_buf *buf)
+{
+	struct page *page = alloc_page(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN);
+
+	if (!page)
+		return false;
+	xdr_buf_init(buf, page_address(page), PAGE_SIZE);
+	return true;
+}
+
+void xv_bc_free_xdr_page(struct xdr_buf *buf)
+{
+	if (buf->head[0].iov_base)
+		free_page((unsigned long)buf->head[0].iov_base);
+}
+
+#endif /* CONFIG_SUNRPC_BACKCHANNEL */

@@ -15,7 +15,7 @@ use crate::sys;
 use crate::vsock::Socket;
 
 /// Why reading into a receive buffer stopped early.
-pub(super) enum ReadStop {
+pub(crate) enum ReadStop {
     /// The record is longer than the buffer.
     Full,
     /// The socket returned end of stream (`Ok(0)`) or an error.
@@ -28,7 +28,7 @@ pub(super) enum ReadStop {
 ///
 /// `raw` points to the live `rpc_xprt` of one of our transports.
 #[derive(Clone, Copy)]
-pub(super) struct Xprt<'a> {
+pub(crate) struct Xprt<'a> {
     raw: *mut sys::rpc_xprt,
     _p: PhantomData<&'a sys::rpc_xprt>,
 }
@@ -37,7 +37,7 @@ impl<'a> Xprt<'a> {
     /// # Safety
     ///
     /// `raw` must be a live `rpc_xprt` of ours for the lifetime `'a`.
-    pub(super) unsafe fn from_raw(raw: *mut sys::rpc_xprt) -> Self {
+    pub(crate) unsafe fn from_raw(raw: *mut sys::rpc_xprt) -> Self {
         // INVARIANT: by the caller's guarantee.
         Self {
             raw,
@@ -45,8 +45,25 @@ impl<'a> Xprt<'a> {
         }
     }
 
+    pub(crate) fn as_raw(&self) -> *mut sys::rpc_xprt {
+        self.raw
+    }
+
+    /// The NFS callback service that takes this transport's callbacks.
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    pub(crate) fn bc_serv(&self) -> *mut sys::svc_serv {
+        // SAFETY: `raw` is live; the NFS client sets the field when its
+        // callback service starts and clears it when the service ends.
+        unsafe { ptr::read_volatile(ptr::addr_of!((*self.raw).bc_serv)) }
+    }
+
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    pub(crate) fn has_bc_serv(&self) -> bool {
+        !self.bc_serv().is_null()
+    }
+
     /// Fills the fields setup owns, as xprtsock's TCP setup does.
-    pub(super) fn init_from(
+    pub(crate) fn init_from(
         &self,
         args: &sys::xprt_create,
         dst: &sys::sockaddr_vm,
@@ -80,9 +97,29 @@ impl<'a> Xprt<'a> {
         }
     }
 
+    /// Fills the fields setup owns for nfsd's backchannel transport to the
+    /// client at `dst`, as xprtsock's backchannel setup does; the core
+    /// zeroed the timeouts, which a backchannel does not use.
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    pub(crate) fn init_bc(&self, dst: &sys::sockaddr_vm) {
+        let x = self.raw;
+        // SAFETY: `x` is live (invariant) and not shared yet during setup.
+        unsafe {
+            ptr::copy_nonoverlapping(
+                ptr::from_ref(dst).cast::<u8>(),
+                ptr::addr_of_mut!((*x).addr).cast::<u8>(),
+                size_of::<sys::sockaddr_vm>(),
+            );
+            (*x).addrlen = size_of::<sys::sockaddr_vm>();
+            (*x).prot = sys::IPPROTO_TCP as i32;
+            (*x).max_payload = sys::RPC_MAX_FRAGMENT_SIZE as usize;
+            sys::xv_bc_init_xprt(x);
+        }
+    }
+
     /// Points `address_strings` at NUL-terminated strings that live as
     /// long as the transport.
-    pub(super) fn set_address_strings(
+    pub(crate) fn set_address_strings(
         &self,
         addr: *const u8,
         port: *const u8,
@@ -103,13 +140,13 @@ impl<'a> Xprt<'a> {
     }
 
     /// The server's CID and port.
-    pub(super) fn peer(&self) -> (u32, u32) {
+    pub(crate) fn peer(&self) -> (u32, u32) {
         // SAFETY: `raw` is live; setup stored a `sockaddr_vm` in `addr`.
         let a = unsafe { &*ptr::addr_of!((*self.raw).addr).cast::<sys::sockaddr_vm>() };
         (a.svm_cid, a.svm_port)
     }
 
-    pub(super) fn set_peer_port(&self, port: u32) {
+    pub(crate) fn set_peer_port(&self, port: u32) {
         // SAFETY: as in `peer`; the core calls set_port while binding,
         // before any connect uses the address.
         unsafe {
@@ -117,59 +154,59 @@ impl<'a> Xprt<'a> {
         };
     }
 
-    pub(super) fn resvport(&self) -> bool {
+    pub(crate) fn resvport(&self) -> bool {
         // SAFETY: `raw` is live.
         unsafe { sys::xv_clnt_resvport(self.raw) }
     }
 
-    pub(super) fn connected(&self) -> bool {
+    pub(crate) fn connected(&self) -> bool {
         // SAFETY: `raw` is live.
         unsafe { sys::xv_clnt_connected(self.raw) }
     }
 
-    pub(super) fn test_and_set_connected(&self) -> bool {
+    pub(crate) fn test_and_set_connected(&self) -> bool {
         // SAFETY: `raw` is live.
         unsafe { sys::xv_clnt_test_and_set_connected(self.raw) }
     }
 
-    pub(super) fn clear_connected(&self) {
+    pub(crate) fn clear_connected(&self) {
         // SAFETY: `raw` is live.
         unsafe { sys::xv_clnt_clear_connected(self.raw) }
     }
 
-    pub(super) fn clear_connecting(&self) {
+    pub(crate) fn clear_connecting(&self) {
         // SAFETY: `raw` is live.
         unsafe { sys::xv_clnt_clear_connecting(self.raw) }
     }
 
-    pub(super) fn set_bound(&self) {
+    pub(crate) fn set_bound(&self) {
         // SAFETY: `raw` is live.
         unsafe { sys::xv_clnt_set_bound(self.raw) }
     }
 
-    pub(super) fn close_wait(&self) -> bool {
+    pub(crate) fn close_wait(&self) -> bool {
         // SAFETY: `raw` is live.
         unsafe { sys::xv_clnt_close_wait(self.raw) }
     }
 
-    pub(super) fn reset_connection_flags(&self) {
+    pub(crate) fn reset_connection_flags(&self) {
         // SAFETY: `raw` is live.
         unsafe { sys::xv_clnt_reset_connection_flags(self.raw) }
     }
 
-    pub(super) fn bump_connect_cookie(&self) {
+    pub(crate) fn bump_connect_cookie(&self) {
         // SAFETY: `raw` is live; the cookie is a plain counter that
         // xprtsock also bumps from its callbacks.
         unsafe { (*self.raw).connect_cookie = (*self.raw).connect_cookie.wrapping_add(1) };
     }
 
-    pub(super) fn connect_count(&self) -> usize {
+    pub(crate) fn connect_count(&self) -> usize {
         // SAFETY: `raw` is live.
         unsafe { (*self.raw).stat.connect_count }
     }
 
     /// Counts a connect attempt starting now.
-    pub(super) fn start_connect_stats(&self) {
+    pub(crate) fn start_connect_stats(&self) {
         // SAFETY: `raw` is live; statistics are unlocked counters.
         unsafe {
             (*self.raw).stat.connect_count += 1;
@@ -178,7 +215,7 @@ impl<'a> Xprt<'a> {
     }
 
     /// Adds the time the finished connect took.
-    pub(super) fn add_connect_time(&self) {
+    pub(crate) fn add_connect_time(&self) {
         // SAFETY: as in `start_connect_stats`.
         unsafe {
             let x = &mut *self.raw;
@@ -189,7 +226,7 @@ impl<'a> Xprt<'a> {
         }
     }
 
-    pub(super) fn raise_reestablish_timeout(&self, min: Jiffies) {
+    pub(crate) fn raise_reestablish_timeout(&self, min: Jiffies) {
         // SAFETY: `raw` is live; an unlocked field, as in xprtsock.
         unsafe {
             if (*self.raw).reestablish_timeout < min {
@@ -198,59 +235,59 @@ impl<'a> Xprt<'a> {
         }
     }
 
-    pub(super) fn clear_reestablish_timeout(&self) {
+    pub(crate) fn clear_reestablish_timeout(&self) {
         // SAFETY: as in `raise_reestablish_timeout`.
         unsafe { (*self.raw).reestablish_timeout = 0 };
     }
 
-    pub(super) fn reconnect_delay(&self) -> Jiffies {
+    pub(crate) fn reconnect_delay(&self) -> Jiffies {
         // SAFETY: `raw` is live.
         unsafe { sys::xprt_reconnect_delay(self.raw) }
     }
 
-    pub(super) fn reconnect_backoff(&self, init: Jiffies) {
+    pub(crate) fn reconnect_backoff(&self, init: Jiffies) {
         // SAFETY: `raw` is live; the caller holds XPRT_LOCKED.
         unsafe { sys::xprt_reconnect_backoff(self.raw, init) }
     }
 
     /// Hands `XPRT_LOCKED` from `task` to `cookie` (the connect worker).
-    pub(super) fn lock_connect<T>(&self, task: *mut sys::rpc_task, cookie: &T) -> bool {
+    pub(crate) fn lock_connect<T>(&self, task: *mut sys::rpc_task, cookie: &T) -> bool {
         // SAFETY: `raw` is live; `task` is the core's task in `connect`.
         unsafe { sys::xprt_lock_connect(self.raw, task, ptr::from_ref(cookie).cast_mut().cast()) }
     }
 
-    pub(super) fn unlock_connect<T>(&self, cookie: &T) {
+    pub(crate) fn unlock_connect<T>(&self, cookie: &T) {
         // SAFETY: `raw` is live.
         unsafe { sys::xprt_unlock_connect(self.raw, ptr::from_ref(cookie).cast_mut().cast()) }
     }
 
-    pub(super) fn wake_pending(&self, status: i32) {
+    pub(crate) fn wake_pending(&self, status: i32) {
         // SAFETY: `raw` is live.
         unsafe { sys::xprt_wake_pending_tasks(self.raw, status) }
     }
 
-    pub(super) fn force_disconnect(&self) {
+    pub(crate) fn force_disconnect(&self) {
         // SAFETY: `raw` is live.
         unsafe { sys::xprt_force_disconnect(self.raw) }
     }
 
-    pub(super) fn disconnect_done(&self) {
+    pub(crate) fn disconnect_done(&self) {
         // SAFETY: `raw` is live.
         unsafe { sys::xprt_disconnect_done(self.raw) }
     }
 
-    pub(super) fn write_space(&self) {
+    pub(crate) fn write_space(&self) {
         // SAFETY: `raw` is live.
         unsafe { sys::xprt_write_space(self.raw) };
     }
 
     /// Marks the sender as waiting; call under the transport lock.
-    pub(super) fn wait_for_buffer_space(&self) {
+    pub(crate) fn wait_for_buffer_space(&self) {
         // SAFETY: `raw` is live.
         unsafe { sys::xprt_wait_for_buffer_space(self.raw) }
     }
 
-    pub(super) fn with_transport_lock<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn with_transport_lock<R>(&self, f: impl FnOnce() -> R) -> R {
         // SAFETY: `raw` is live; the lock is released below.
         unsafe { sys::xv_clnt_transport_lock(self.raw) };
         let r = f();
@@ -261,7 +298,7 @@ impl<'a> Xprt<'a> {
 
     /// Runs `f` under `queue_lock`, which request lookup, pinning and
     /// completion need.
-    pub(super) fn with_queue_lock<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn with_queue_lock<R>(&self, f: impl FnOnce() -> R) -> R {
         // SAFETY: `raw` is live; the lock is released below.
         unsafe { sys::xv_clnt_queue_lock(self.raw) };
         let r = f();
@@ -272,7 +309,7 @@ impl<'a> Xprt<'a> {
 
     /// The request waiting for the reply with `xid` (wire order); call
     /// under `queue_lock` and pin it before dropping the lock.
-    pub(super) fn lookup_rqst(&self, xid: u32) -> Option<Rqst<'a>> {
+    pub(crate) fn lookup_rqst(&self, xid: u32) -> Option<Rqst<'a>> {
         // SAFETY: `raw` is live; the caller holds `queue_lock`.
         let req = unsafe { sys::xprt_lookup_rqst(self.raw, xid) };
         if req.is_null() {
@@ -283,7 +320,7 @@ impl<'a> Xprt<'a> {
         Some(unsafe { Rqst::from_raw(req) })
     }
 
-    pub(super) fn warn_ratelimited(&self, what: &kernel::str::CStr) {
+    pub(crate) fn warn_ratelimited(&self, what: &kernel::str::CStr) {
         // SAFETY: `raw` is live; `what` is NUL-terminated.
         unsafe { sys::xv_clnt_warn_ratelimited(self.raw, what.as_char_ptr()) }
     }
@@ -294,7 +331,7 @@ impl<'a> Xprt<'a> {
     /// # Safety
     ///
     /// `seq` must be the file being shown.
-    pub(super) unsafe fn print_stats(&self, seq: *mut sys::seq_file, srcport: u32) {
+    pub(crate) unsafe fn print_stats(&self, seq: *mut sys::seq_file, srcport: u32) {
         // SAFETY: `raw` is live; statistics are read unlocked, as by TCP.
         let (x, now) = (unsafe { &*self.raw }, jiffies());
         let hz = kernel::time::msecs_to_jiffies(1000);
@@ -337,7 +374,7 @@ impl<'a> Xprt<'a> {
 /// `raw` is valid for `'a`: held by the sender, or found under
 /// `queue_lock` and used under it or while pinned.
 #[derive(Clone, Copy)]
-pub(super) struct Rqst<'a> {
+pub(crate) struct Rqst<'a> {
     raw: *mut sys::rpc_rqst,
     _p: PhantomData<&'a sys::rpc_rqst>,
 }
@@ -346,7 +383,7 @@ impl Rqst<'_> {
     /// # Safety
     ///
     /// `raw` must be valid as the type invariant describes.
-    pub(super) unsafe fn from_raw(raw: *mut sys::rpc_rqst) -> Self {
+    pub(crate) unsafe fn from_raw(raw: *mut sys::rpc_rqst) -> Self {
         // INVARIANT: by the caller's guarantee.
         Self {
             raw,
@@ -354,43 +391,71 @@ impl Rqst<'_> {
         }
     }
 
-    pub(super) fn xprt_raw(&self) -> *mut sys::rpc_xprt {
+    pub(crate) fn as_raw(&self) -> *mut sys::rpc_rqst {
+        self.raw
+    }
+
+    pub(crate) fn xprt_raw(&self) -> *mut sys::rpc_xprt {
         // SAFETY: `raw` is valid.
         unsafe { (*self.raw).rq_xprt }
     }
 
     /// Keeps the request alive after `queue_lock` is dropped; call under it.
-    pub(super) fn pin(self) -> Self {
+    pub(crate) fn pin(self) -> Self {
         // SAFETY: `raw` is valid; the caller holds `queue_lock`.
         unsafe { sys::xprt_pin_rqst(self.raw) };
         self
     }
 
     /// Drops the pin; call under `queue_lock`.
-    pub(super) fn unpin(&self) {
+    pub(crate) fn unpin(&self) {
         // SAFETY: pinned by `pin`.
         unsafe { sys::xprt_unpin_rqst(self.raw) };
     }
 
     /// Completes the reply with `copied` bytes; call under `queue_lock`.
-    pub(super) fn complete(&self, copied: usize) {
+    pub(crate) fn complete(&self, copied: usize) {
         // SAFETY: `raw` is valid; the caller holds `queue_lock`.
         unsafe { sys::xprt_complete_rqst((*self.raw).rq_task, copied as i32) };
     }
 
-    pub(super) fn private_len(&self) -> u32 {
+    /// The encoded call, for a sender.
+    pub(crate) fn snd_buf(&self) -> &sys::xdr_buf {
+        // SAFETY: the sender owns the request.
+        unsafe { &(*self.raw).rq_snd_buf }
+    }
+
+    /// Makes `bytes`, a whole reply, the reply buffer's content; false if it
+    /// does not fit the buffer's head. Call under `queue_lock`.
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    pub(crate) fn set_reply_head(&self, bytes: &[u8]) -> bool {
+        // SAFETY: `raw` is valid and the caller holds `queue_lock`, which
+        // keeps the request from completing under us.
+        unsafe {
+            let req = &mut *self.raw;
+            req.rq_private_buf = req.rq_rcv_buf;
+            let head = &req.rq_private_buf.head[0];
+            if head.iov_len < bytes.len() {
+                return false;
+            }
+            ptr::copy_nonoverlapping(bytes.as_ptr(), head.iov_base.cast::<u8>(), bytes.len());
+        }
+        true
+    }
+
+    pub(crate) fn private_len(&self) -> u32 {
         // SAFETY: `raw` is valid; the caller holds `queue_lock`.
         unsafe { (*self.raw).rq_private_buf.len }
     }
 
     /// Records a partial reply; call under `queue_lock`.
-    pub(super) fn set_private_len(&self, len: usize) {
+    pub(crate) fn set_private_len(&self, len: usize) {
         // SAFETY: `raw` is valid; the caller holds `queue_lock`.
         unsafe { (*self.raw).rq_private_buf.len = len as u32 };
     }
 
     /// Puts XID and direction at the start of the reply buffer.
-    pub(super) fn copy_header(&self, hdr: &[u8]) {
+    pub(crate) fn copy_header(&self, hdr: &[u8]) {
         // SAFETY: `raw` is pinned or locked; only the receive worker writes
         // the reply buffer.
         unsafe {
@@ -403,7 +468,7 @@ impl Rqst<'_> {
 
     /// Reads stream bytes for reply offsets `[seek, end)` into the reply
     /// buffer; returns the number read and why it stopped short, if it did.
-    pub(super) fn read_private(
+    pub(crate) fn read_private(
         &self,
         sock: &Socket,
         seek: usize,
@@ -415,35 +480,35 @@ impl Rqst<'_> {
         unsafe { read_xdr_buf(sock, buf, seek, end) }
     }
 
-    pub(super) fn bytes_sent(&self) -> usize {
+    pub(crate) fn bytes_sent(&self) -> usize {
         // SAFETY: the sender owns the request.
         unsafe { (*self.raw).rq_bytes_sent as usize }
     }
 
-    pub(super) fn set_bytes_sent(&self, n: usize) {
+    pub(crate) fn set_bytes_sent(&self, n: usize) {
         // SAFETY: the sender owns the request.
         unsafe { (*self.raw).rq_bytes_sent = n as u32 };
     }
 
-    pub(super) fn add_xmit_bytes(&self, n: usize) {
+    pub(crate) fn add_xmit_bytes(&self, n: usize) {
         // SAFETY: the sender owns the request.
         unsafe { (*self.raw).rq_xmit_bytes_sent += n };
     }
 
-    pub(super) fn stamp_xmit_time(&self) {
+    pub(crate) fn stamp_xmit_time(&self) {
         // SAFETY: the sender owns the request.
         unsafe { (*self.raw).rq_xtime = sys::ktime_get() };
     }
 
     /// Length of the encoded call.
-    pub(super) fn snd_len(&self) -> usize {
+    pub(crate) fn snd_len(&self) -> usize {
         // SAFETY: the sender owns the request.
         unsafe { (*self.raw).rq_snd_buf.len as usize }
     }
 
     /// Sends the next piece of the record (marker and head, pages or tail)
     /// starting at record byte `offset`; returns the bytes queued.
-    pub(super) fn send_from(
+    pub(crate) fn send_from(
         &self,
         sock: &Socket,
         marker: &[u8; 4],
@@ -510,7 +575,7 @@ fn page_count(buf: &sys::xdr_buf) -> usize {
 /// # Safety
 ///
 /// `buf` must be a buffer of a request being prepared.
-pub(super) unsafe fn alloc_bvec(buf: *mut sys::xdr_buf) -> Result {
+pub(crate) unsafe fn alloc_bvec(buf: *mut sys::xdr_buf) -> Result {
     // SAFETY: by the caller's guarantee the buffer is ours to set up.
     let buf = unsafe { &mut *buf };
     let n = page_count(buf);

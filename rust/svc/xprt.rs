@@ -222,6 +222,33 @@ impl SvcXprt {
         self.test(Flag::DEAD) || self.test(Flag::CLOSE)
     }
 
+    /// The backchannel transport nfsd set up on this connection, if any; it
+    /// lives until the connection is freed.
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    pub(crate) fn bc_xprt(&self) -> *mut sys::rpc_xprt {
+        // SAFETY: the transport is live; the field is a pointer that the
+        // backchannel's setup writes once.
+        unsafe { ptr::read_volatile(ptr::addr_of!((*self.as_raw()).xpt_bc_xprt)) }
+    }
+
+    /// Links the backchannel transport `bc` to this connection, which then
+    /// holds the reference the caller took (SUNRPC drops it when it frees
+    /// the connection).
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    pub(crate) fn set_bc_xprt(&self, bc: *mut sys::rpc_xprt) {
+        // SAFETY: the transport is live; readers use `bc_xprt`.
+        unsafe { ptr::write_volatile(ptr::addr_of_mut!((*self.as_raw()).xpt_bc_xprt), bc) };
+    }
+
+    /// Whether this is a transport of the "vsock" class.
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    pub(crate) fn is_vsock(xprt: *mut sys::svc_xprt) -> bool {
+        // SAFETY: the caller passes a live transport; the class is set once
+        // by `svc_xprt_init()`.
+        !xprt.is_null()
+            && unsafe { ptr::eq((*xprt).xpt_class, ptr::addr_of!(sys::xv_svc_class)) }
+    }
+
     /// Has an idle server thread look at the transport, if it is ready.
     pub(crate) fn enqueue(&self) {
         // SAFETY: the transport is live.
@@ -424,6 +451,16 @@ impl SvcRqst {
         }
     }
 
+    /// The first bytes of the received record, `rq_arg`'s head.
+    pub(crate) fn arg_head(&self) -> &[u8] {
+        // SAFETY: the request is live and ours; `set_call` pointed the head
+        // at the first receive page and set its length.
+        unsafe {
+            let head = &(*self.raw()).rq_arg.head[0];
+            core::slice::from_raw_parts(head.iov_base.cast::<u8>(), head.iov_len)
+        }
+    }
+
     /// Length of the reply, `rq_res.len`.
     pub(crate) fn reply_len(&self) -> u32 {
         // SAFETY: the request is live and ours.
@@ -497,6 +534,23 @@ impl ReplyVec {
         marker: &mut [u8; 4],
         rqstp: &SvcRqst,
     ) -> Result<usize> {
+        // SAFETY: the request is live and ours; SUNRPC built `rq_res` in
+        // the request's reply pages.
+        unsafe { self.send_xdr(sock, marker, &(*rqstp.raw()).rq_res) }
+    }
+
+    /// Sends `marker` followed by `res` on `sock`, as [`ReplyVec::send`].
+    ///
+    /// # Safety
+    ///
+    /// The head and tail of `res` must be linear-map kernel memory and its
+    /// pages must cover its page data, all readable until this returns.
+    pub(crate) unsafe fn send_xdr(
+        &mut self,
+        sock: &Socket,
+        marker: &mut [u8; 4],
+        res: &sys::xdr_buf,
+    ) -> Result<usize> {
         let mut fill = Fill {
             bvec: self.bvec.as_mut_slice(),
             nr: 0,
@@ -505,25 +559,22 @@ impl ReplyVec {
         // SAFETY: the marker is in a `kmalloc`ed buffer, so in the linear
         // map; it outlives the send.
         unsafe { fill.push_virt(marker.as_mut_ptr().cast(), marker.len())? };
-        // SAFETY: the request is live and ours; SUNRPC built `rq_res`.
-        let res = unsafe { &(*rqstp.raw()).rq_res };
-        // SAFETY: the head of `rq_res` lives in the request's first reply
-        // page.
+        // SAFETY: the head is linear-map memory (the caller's guarantee).
         unsafe { fill.push_virt(res.head[0].iov_base, res.head[0].iov_len)? };
         let mut left = res.page_len as usize;
         let mut index = res.page_base as usize / PAGE_SIZE;
         let mut offset = res.page_base as usize % PAGE_SIZE;
         while left > 0 {
             let len = left.min(PAGE_SIZE - offset);
-            // SAFETY: `rq_res.pages` holds the pages that cover `page_base`
-            // to `page_base + page_len`.
+            // SAFETY: `res.pages` holds the pages that cover `page_base` to
+            // `page_base + page_len` (the caller's guarantee).
             let page = unsafe { *res.pages.add(index) };
             fill.push_page(page, offset, len)?;
             left -= len;
             index += 1;
             offset = 0;
         }
-        // SAFETY: the tail of `rq_res`, if any, lives in a reply page.
+        // SAFETY: the tail, if any, is linear-map memory (as above).
         unsafe { fill.push_virt(res.tail[0].iov_base, res.tail[0].iov_len)? };
         // SAFETY: the first `nr` entries describe readable memory covering
         // `total` bytes, and stay so while the reply is sent.

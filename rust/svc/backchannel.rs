@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The server half of the NFSv4.1 backchannel: `xprt_class` "vsock NFSv4.1
+//! backchannel" (ident `XPRT_TRANSPORT_BC_VSOCK`).
+//!
+//! nfsd sends callbacks to an NFSv4.1+ client on the connection the client
+//! created its session on. For that it creates an RPC client whose
+//! transport has our class's ident with `XPRT_TRANSPORT_BC` added; that
+//! transport sends each callback as a record on the [`SvcVsock`] connection,
+//! under the same `xpt_mutex` as replies, and the connection's receive hands
+//! REPLY records to it ([`deliver_reply`]). It never connects: it is
+//! connected while the connection lives, as xprtsock's backchannel is.
+
+use core::cell::UnsafeCell;
+use core::ffi::c_int;
+use core::mem::size_of;
+use core::ptr;
+
+use kernel::error::{code::*, Error, Result};
+use kernel::types::Opaque;
+
+use super::xprt::{Flag, SvcRqst, SvcXprt};
+use super::SvcVsock;
+use crate::clnt::xprt::{Rqst, Xprt};
+use crate::clnt::Strings;
+use crate::record;
+use crate::sys;
+
+/// Registers the class; the returned value unregisters it when dropped.
+pub(crate) struct Registration(());
+
+impl Registration {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: the class is a static of the C glue, registered once.
+        kernel::error::to_result(unsafe {
+            sys::xprt_register_transport(ptr::addr_of_mut!(sys::xv_bc_class))
+        })?;
+        Ok(Self(()))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: registered in `new`; every transport holds a module
+        // reference, so none is left when the module unloads.
+        unsafe { sys::xprt_unregister_transport(ptr::addr_of_mut!(sys::xv_bc_class)) };
+    }
+}
+
+/// A backchannel transport. The core allocates it (`xprt_alloc()`, zeroed),
+/// sees only the leading `rpc_xprt` and frees it in `destroy`.
+#[repr(C)]
+struct BcTransport {
+    xprt: Opaque<sys::rpc_xprt>,
+    /// Backing of `address_strings`; written in setup only.
+    strings: UnsafeCell<Strings>,
+}
+
+impl BcTransport {
+    fn setup(args: &sys::xprt_create) -> Result<*mut sys::rpc_xprt> {
+        let conn = args.bc_xprt;
+        if !SvcXprt::is_vsock(conn) {
+            return Err(EINVAL);
+        }
+        if args.dstaddr.is_null() || args.addrlen < size_of::<sys::sockaddr_vm>() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `dstaddr` points to `addrlen` bytes, checked to cover a
+        // `sockaddr_vm`; `read_unaligned` copes with any alignment.
+        let dst = unsafe { ptr::read_unaligned(args.dstaddr.cast::<sys::sockaddr_vm>()) };
+        if u32::from(dst.svm_family) != sys::AF_VSOCK {
+            return Err(Error::from_errno(-(kernel::bindings::EAFNOSUPPORT as i32)));
+        }
+        // Callbacks of one client are few and serialised by its session's
+        // slots: xprtsock's backchannel slot count.
+        let slots = sys::RPC_MIN_SLOT_TABLE;
+        // SAFETY: `args.net` is the caller's live namespace.
+        let raw = unsafe { sys::xprt_alloc(args.net, size_of::<Self>(), slots, slots) };
+        if raw.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: plain C call.
+        if !unsafe { sys::xv_clnt_module_get() } {
+            // SAFETY: `raw` came from `xprt_alloc()` and was never shared.
+            unsafe { sys::xprt_free(raw) };
+            return Err(EINVAL);
+        }
+        let t = raw.cast::<Self>();
+        // SAFETY: `xprt_alloc()` returned a zeroed, unshared allocation of
+        // `size_of::<Self>()` bytes.
+        unsafe {
+            ptr::write(
+                ptr::addr_of_mut!((*t).strings),
+                UnsafeCell::new(Strings::new()),
+            );
+            (*raw).ops = &BC_OPS;
+        }
+        // SAFETY: `raw` is live until `destroy`.
+        let x = unsafe { Xprt::from_raw(raw) };
+        x.init_bc(&dst);
+        // SAFETY: not shared yet.
+        unsafe { (*(*t).strings.get()).publish(&x, dst.svm_cid, dst.svm_port) };
+        // The connection keeps the transport, and this reference, for as
+        // long as it lives, in case nfsd needs a backchannel on it again.
+        // SAFETY: `raw` is live; `conn` is a live connection of ours (its
+        // class was checked above), which nfsd holds while it sets up its
+        // callback client.
+        unsafe {
+            sys::xprt_get(raw);
+            (*raw).bc_xprt = conn;
+            SvcVsock::from_xprt(conn).xprt().set_bc_xprt(raw);
+        }
+        Ok(raw)
+    }
+}
+
+impl SvcVsock {
+    /// Sends the callback `req` as one record on this connection.
+    fn send_callback(&self, req: &Rqst<'_>) -> Result {
+        let Some(conn) = &self.conn else {
+            return Err(Error::from_errno(-(kernel::bindings::ENOTCONN as i32)));
+        };
+        let xprt = self.xprt();
+        // Replies and callbacks share the connection.
+        let _serialised = xprt.lock_send();
+        if xprt.test(Flag::DEAD) {
+            return Err(Error::from_errno(-(kernel::bindings::ENOTCONN as i32)));
+        }
+        req.stamp_xmit_time();
+        let len = req.snd_len();
+        let mut state = conn.send.lock();
+        let state = &mut *state;
+        let sent = record::single_fragment_marker(len)
+            .map_err(|_| EINVAL)
+            .and_then(|marker| {
+                state.marker = marker;
+                // SAFETY: the core built the call in a buffer from
+                // `rpc_malloc()` and, for page data, pages it holds until
+                // the request is released.
+                unsafe { state.reply.send_xdr(&self.sock, &mut state.marker, req.snd_buf()) }
+            });
+        match sent {
+            Ok(n) if n == len + record::MARKER_LEN => return Ok(()),
+            Ok(n) => conn.notice(format_args!("sent {n} of {len} callback bytes")),
+            Err(e) => conn.notice(format_args!("callback of {len} bytes failed ({e:?})")),
+        }
+        // The stream is out of step: only closing the connection repairs it.
+        xprt.deferred_close();
+        Err(Error::from_errno(-(kernel::bindings::ENOTCONN as i32)))
+    }
+}
+
+/// Completes the callback that the REPLY record at the start of `rqstp`'s
+/// receive buffer, `len` bytes, answers; drops the record if no callback
+/// waits for it or it does not fit the callback's reply buffer.
+pub(super) fn deliver_reply(conn: &SvcXprt, rqstp: &SvcRqst, len: u32) {
+    let bc = conn.bc_xprt();
+    if bc.is_null() {
+        return;
+    }
+    // SAFETY: the connection holds a reference on its backchannel
+    // transport until SUNRPC frees the connection.
+    let x = unsafe { Xprt::from_raw(bc) };
+    let head = rqstp.arg_head();
+    // Callback replies are small: the whole record is in the head.
+    if head.len() != len as usize || head.len() < 4 {
+        return;
+    }
+    let xid = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]);
+    x.with_queue_lock(|| {
+        if let Some(req) = x.lookup_rqst(xid) {
+            if req.set_reply_head(head) {
+                req.complete(head.len());
+            }
+        }
+    });
+}
+
+/// The `rpc_xprt_ops` of backchannel transports: ours, and the core's
+/// generic slot, congestion and buffer handling, as xprtsock's.
+static BC_OPS: sys::rpc_xprt_ops = {
+    // SAFETY: all-zero is a valid `rpc_xprt_ops`, whose fields are all
+    // optional function pointers; the core checks the optional ones.
+    let mut ops: sys::rpc_xprt_ops = unsafe { core::mem::zeroed() };
+    ops.reserve_xprt = Some(sys::xprt_reserve_xprt);
+    ops.release_xprt = Some(sys::xprt_release_xprt);
+    ops.alloc_slot = Some(sys::xprt_alloc_slot);
+    ops.free_slot = Some(sys::xprt_free_slot);
+    ops.buf_alloc = Some(sys::rpc_malloc);
+    ops.buf_free = Some(sys::rpc_free);
+    ops.send_request = Some(xv_bc_send_request);
+    ops.wait_for_reply_request = Some(sys::xprt_wait_for_reply_request_def);
+    ops.close = Some(xv_bc_close);
+    ops.destroy = Some(xv_bc_destroy);
+    ops.print_stats = Some(xv_bc_print_stats);
+    ops.enable_swap = Some(xv_bc_enable_swap);
+    ops.disable_swap = Some(xv_bc_disable_swap);
+    ops.inject_disconnect = Some(xv_bc_inject_disconnect);
+    ops
+};
+
+/// `xprt_class::setup` of the backchannel class.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core with valid arguments.
+#[no_mangle]
+unsafe extern "C" fn xv_bc_setup(args: *mut sys::xprt_create) -> *mut sys::rpc_xprt {
+    // SAFETY: the core passes valid creation arguments.
+    let args = unsafe { &*args };
+    match BcTransport::setup(args) {
+        Ok(xprt) => xprt,
+        Err(e) => e.to_ptr(),
+    }
+}
+
+/// `send_request`.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core with a request of one of our backchannel
+/// transports.
+unsafe extern "C" fn xv_bc_send_request(req: *mut sys::rpc_rqst) -> c_int {
+    // SAFETY: the core passes a request it is sending.
+    let req = unsafe { Rqst::from_raw(req) };
+    // SAFETY: setup linked the transport to a live connection of ours,
+    // which holds the transport until it is freed.
+    let conn = unsafe { SvcVsock::from_xprt((*req.xprt_raw()).bc_xprt) };
+    match conn.send_callback(&req) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `close`: the connection is the fore channel's; only the state changes.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core with one of our backchannel transports.
+unsafe extern "C" fn xv_bc_close(xprt: *mut sys::rpc_xprt) {
+    // SAFETY: the core passes a live transport.
+    unsafe { Xprt::from_raw(xprt) }.disconnect_done();
+}
+
+/// `destroy`: the last reference is gone.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core with one of our backchannel transports.
+unsafe extern "C" fn xv_bc_destroy(xprt: *mut sys::rpc_xprt) {
+    // SAFETY: nothing uses the transport any more; the core allocated it.
+    unsafe {
+        ptr::drop_in_place(xprt.cast::<BcTransport>());
+        sys::xprt_free(xprt);
+        sys::xv_clnt_module_put();
+    }
+}
+
+/// `print_stats`, in the format of the client transport's line.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core with one of our backchannel transports and the
+/// file being shown.
+unsafe extern "C" fn xv_bc_print_stats(xprt: *mut sys::rpc_xprt, seq: *mut sys::seq_file) {
+    // SAFETY: by the function's safety requirements.
+    unsafe { Xprt::from_raw(xprt).print_stats(seq, 0) };
+}
+
+/// `enable_swap`: nfsd never swaps over its callbacks.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core with one of our backchannel transports.
+unsafe extern "C" fn xv_bc_enable_swap(_xprt: *mut sys::rpc_xprt) -> c_int {
+    -(kernel::bindings::EOPNOTSUPP as c_int)
+}
+
+/// `disable_swap`: nothing was enabled.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core with one of our backchannel transports.
+unsafe extern "C" fn xv_bc_disable_swap(_xprt: *mut sys::rpc_xprt) {}
+
+/// `inject_disconnect` (CONFIG_FAIL_SUNRPC): the connection belongs to the
+/// fore channel, which has its own fault injection.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core with one of our backchannel transports.
+unsafe extern "C" fn xv_bc_inject_disconnect(_xprt: *mut sys::rpc_xprt) {}
