@@ -238,7 +238,9 @@ pub(super) fn complete(xprt: &Xprt<'_>, req: &Rqst<'_>, copied: usize) {
     }
     // SAFETY: the request left the pool: the callback service owns it now,
     // with a reference on the transport that `free` drops. `serv` is the
-    // live callback service (`lookup` is only called when there is one).
+    // live callback service: receiving chose the backchannel only once the
+    // NFS client had set it, and the client keeps it for as long as the
+    // transport carries its sessions.
     unsafe {
         (*raw).rq_private_buf.len = copied as u32;
         sys::xv_bc_set_in_use(raw);

@@ -52,8 +52,8 @@ impl<'a> Xprt<'a> {
     /// The NFS callback service that takes this transport's callbacks.
     #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
     pub(crate) fn bc_serv(&self) -> *mut sys::svc_serv {
-        // SAFETY: `raw` is live; the NFS client sets the field when its
-        // callback service starts and clears it when the service ends.
+        // SAFETY: `raw` is live; the NFS client sets the field once, when
+        // its callback service starts on the transport.
         unsafe { ptr::read_volatile(ptr::addr_of!((*self.raw).bc_serv)) }
     }
 
