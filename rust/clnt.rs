@@ -915,6 +915,29 @@ impl Transport {
             rx.target = Target::Discard;
             return Ok(());
         };
+        let filled = self.fill_rqst(sock, rx, &req, offset, len);
+        x.with_queue_lock(|| {
+            if filled.ended {
+                req.complete(rx.copied);
+            } else {
+                req.set_private_len(rx.copied);
+            }
+            req.unpin();
+        });
+        self.after_fill(rx, filled)
+    }
+
+    /// Reads stream bytes for record offsets `[offset, offset + len)` into
+    /// `req`'s receive buffer, after the record's header if none is there
+    /// yet, and feeds them to the decoder.
+    fn fill_rqst(
+        &self,
+        sock: &Socket,
+        rx: &mut Receiver,
+        req: &Rqst<'_>,
+        offset: usize,
+        len: usize,
+    ) -> Filled {
         if rx.copied == 0 {
             req.copy_header(&rx.hdr);
             rx.copied = HDR_LEN;
@@ -926,24 +949,26 @@ impl Transport {
             Ok(Progress::Incomplete)
         };
         rx.copied = offset + n;
-        let full = matches!(stop, Err(ReadStop::Full));
-        let done = matches!(progress, Ok(Progress::Record { .. }));
-        x.with_queue_lock(|| {
-            if done || full {
-                req.complete(rx.copied);
-            } else {
-                req.set_private_len(rx.copied);
-            }
-            req.unpin();
-        });
-        let progress = progress.map_err(malformed)?;
-        if done {
+        let ended = matches!(stop, Err(ReadStop::Full))
+            || matches!(progress, Ok(Progress::Record { .. }));
+        Filled {
+            progress,
+            ended,
+            stop,
+        }
+    }
+
+    /// Goes on after [`Transport::fill_rqst`], once the request has been
+    /// completed (if `ended`) or updated.
+    fn after_fill(&self, rx: &mut Receiver, filled: Filled) -> Result<(), Stop> {
+        let progress = filled.progress.map_err(malformed)?;
+        if let Progress::Record { .. } = progress {
             rx.target = Target::Header;
             rx.copied = 0;
             return self.after(rx, progress);
         }
-        match stop {
-            // The reply is longer than its buffer: the rest is dropped.
+        match filled.stop {
+            // The record is longer than the buffer: the rest is dropped.
             Err(ReadStop::Full) => rx.target = Target::Discard,
             Err(ReadStop::Sock(r)) => {
                 recv_result(r)?;
@@ -952,6 +977,15 @@ impl Transport {
         }
         Ok(())
     }
+}
+
+/// How [`Transport::fill_rqst`] ended.
+struct Filled {
+    progress: core::result::Result<Progress, record::RecordError>,
+    /// The record is complete, or the request's buffer is full: the
+    /// request is to be completed with `Receiver::copied` bytes.
+    ended: bool,
+    stop: core::result::Result<(), ReadStop>,
 }
 
 /* Receiving callbacks (NFSv4.1 backchannel). */
@@ -990,38 +1024,13 @@ impl Transport {
                 "callback beyond the backchannel's slots"
             )));
         };
-        if !continued {
-            req.copy_header(&rx.hdr);
-            rx.copied = HDR_LEN;
-        }
-        let (n, stop) = req.read_private(sock, offset, offset + len);
-        let progress = if n > 0 {
-            rx.decoder.consumed(n)
-        } else {
-            Ok(Progress::Incomplete)
-        };
-        rx.copied = offset + n;
-        let full = matches!(stop, Err(ReadStop::Full));
-        let done = matches!(progress, Ok(Progress::Record { .. }));
-        if done || full {
+        let filled = self.fill_rqst(sock, rx, &req, offset, len);
+        if filled.ended {
             // A callback longer than its page is passed on cut short, as
             // xprtsock does; the callback service rejects it.
             backchannel::complete(&x, &req, rx.copied);
         }
-        let progress = progress.map_err(malformed)?;
-        if done {
-            rx.target = Target::Header;
-            rx.copied = 0;
-            return self.after(rx, progress);
-        }
-        match stop {
-            Err(ReadStop::Full) => rx.target = Target::Discard,
-            Err(ReadStop::Sock(r)) => {
-                recv_result(r)?;
-            }
-            Ok(()) => {}
-        }
-        Ok(())
+        self.after_fill(rx, filled)
     }
 }
 

@@ -69,17 +69,10 @@ impl<'a> Xprt<'a> {
         dst: &sys::sockaddr_vm,
         reestablish: Jiffies,
     ) {
+        self.init_peer(dst);
         let x = self.raw;
         // SAFETY: `x` is live (invariant) and not shared yet during setup.
         unsafe {
-            ptr::copy_nonoverlapping(
-                ptr::from_ref(dst).cast::<u8>(),
-                ptr::addr_of_mut!((*x).addr).cast::<u8>(),
-                size_of::<sys::sockaddr_vm>(),
-            );
-            (*x).addrlen = size_of::<sys::sockaddr_vm>();
-            (*x).prot = sys::IPPROTO_TCP as i32;
-            (*x).max_payload = sys::RPC_MAX_FRAGMENT_SIZE as usize;
             (*x).bind_timeout = 60 * kernel::time::msecs_to_jiffies(1000);
             (*x).reestablish_timeout = reestablish;
             (*x).idle_timeout = 5 * 60 * kernel::time::msecs_to_jiffies(1000);
@@ -102,6 +95,13 @@ impl<'a> Xprt<'a> {
     /// zeroed the timeouts, which a backchannel does not use.
     #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
     pub(crate) fn init_bc(&self, dst: &sys::sockaddr_vm) {
+        self.init_peer(dst);
+        // SAFETY: `raw` is live (invariant) and not shared yet during setup.
+        unsafe { sys::xv_bc_init_xprt(self.raw) };
+    }
+
+    /// Stores the peer address and the stream's protocol and payload limit.
+    fn init_peer(&self, dst: &sys::sockaddr_vm) {
         let x = self.raw;
         // SAFETY: `x` is live (invariant) and not shared yet during setup.
         unsafe {
@@ -113,7 +113,6 @@ impl<'a> Xprt<'a> {
             (*x).addrlen = size_of::<sys::sockaddr_vm>();
             (*x).prot = sys::IPPROTO_TCP as i32;
             (*x).max_payload = sys::RPC_MAX_FRAGMENT_SIZE as usize;
-            sys::xv_bc_init_xprt(x);
         }
     }
 
