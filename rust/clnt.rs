@@ -949,8 +949,8 @@ impl Transport {
             Ok(Progress::Incomplete)
         };
         rx.copied = offset + n;
-        let ended = matches!(stop, Err(ReadStop::Full))
-            || matches!(progress, Ok(Progress::Record { .. }));
+        let ended =
+            matches!(stop, Err(ReadStop::Full)) || matches!(progress, Ok(Progress::Record { .. }));
         Filled {
             progress,
             ended,

@@ -137,7 +137,11 @@ impl SvcVsock {
                 // SAFETY: the core built the call in a buffer from
                 // `rpc_malloc()` and, for page data, pages it holds until
                 // the request is released.
-                unsafe { state.reply.send_xdr(&self.sock, &mut state.marker, req.snd_buf()) }
+                unsafe {
+                    state
+                        .reply
+                        .send_xdr(&self.sock, &mut state.marker, req.snd_buf())
+                }
             });
         match sent {
             Ok(n) if n == len + record::MARKER_LEN => return Ok(()),

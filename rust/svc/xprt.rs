@@ -245,8 +245,7 @@ impl SvcXprt {
     pub(crate) fn is_vsock(xprt: *mut sys::svc_xprt) -> bool {
         // SAFETY: the caller passes a live transport; the class is set once
         // by `svc_xprt_init()`.
-        !xprt.is_null()
-            && unsafe { ptr::eq((*xprt).xpt_class, ptr::addr_of!(sys::xv_svc_class)) }
+        !xprt.is_null() && unsafe { ptr::eq((*xprt).xpt_class, ptr::addr_of!(sys::xv_svc_class)) }
     }
 
     /// Has an idle server thread look at the transport, if it is ready.
