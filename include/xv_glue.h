@@ -13,6 +13,12 @@ struct socket;
 void xv_sock_reclassify(struct socket *sock);
 int xv_sock_set_buffer_size(struct socket *sock, u64 size);
 
+struct ubuf_info;
+
+struct ubuf_info *xv_zerocopy_alloc(void);
+void xv_zerocopy_put(struct ubuf_info *uarg);
+int xv_sock_enable_zerocopy(struct socket *sock);
+
 struct sock;
 
 void xv_sk_callback_read_lock(struct sock *sk);

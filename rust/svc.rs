@@ -36,7 +36,7 @@ use kernel::types::{ForeignOwnable, Opaque};
 use crate::addr::{self, VsockAddr};
 use crate::record::{self, Limits, Progress, RecordDecoder, Want};
 use crate::sys;
-use crate::vsock::{CallbackSock, Callbacks, SavedCallbacks, Socket};
+use crate::vsock::{CallbackSock, Callbacks, SavedCallbacks, Socket, ZeroCopy};
 use xprt::{Flag, Owner, ReplyVec, SavedPages, SvcRqst, SvcXprt};
 
 /// Pending connections a listener queues, as SUNRPC's TCP listeners do.
@@ -119,6 +119,10 @@ struct SendState {
     /// The record marker, in memory the socket layer can map as a page.
     marker: [u8; record::MARKER_LEN],
     reply: ReplyVec,
+    /// Where vsock's transport allows it, replies pass their page data
+    /// (READ and READDIR results) by reference instead of copying it into
+    /// packets, as svcsock splices pages into TCP.
+    zerocopy: Option<ZeroCopy>,
 }
 
 /// How a receive ended without a record for the server.
@@ -220,6 +224,11 @@ impl SvcVsock {
         let limits = Limits::with_max_record_len(owner.max_mesg());
         let saved = SavedPages::new().ok()?;
         let reply = ReplyVec::new().ok()?;
+        let zerocopy = if sock.enable_zerocopy() {
+            Some(ZeroCopy::new().ok()?)
+        } else {
+            None
+        };
         let conn = KBox::pin_init(
             pin_init!(Conn {
                 peer,
@@ -230,6 +239,7 @@ impl SvcVsock {
                 send <- new_mutex!(SendState {
                     marker: [0; record::MARKER_LEN],
                     reply,
+                    zerocopy,
                 }),
             }),
             GFP_KERNEL,
@@ -363,7 +373,12 @@ impl SvcVsock {
             .map_err(|_| EINVAL)
             .and_then(|marker| {
                 state.marker = marker;
-                state.reply.send(&self.sock, &mut state.marker, rqstp)
+                state.reply.send(
+                    &self.sock,
+                    &mut state.marker,
+                    rqstp,
+                    state.zerocopy.as_ref(),
+                )
             });
         match sent {
             Ok(n) if n == len as usize + record::MARKER_LEN => n as c_int,

@@ -531,6 +531,14 @@ impl Socket {
         self.name(true)
     }
 
+    /// Lets sends on this socket pass pages by reference
+    /// ([`Socket::send_bvec_wait`] with a [`ZeroCopy`]); false where vsock's
+    /// transport cannot (vhost, on the host side, copies anyway).
+    pub(crate) fn enable_zerocopy(&self) -> bool {
+        // SAFETY: `sock` is live and connected.
+        unsafe { sys::xv_sock_enable_zerocopy(self.sock.as_ptr()) == 0 }
+    }
+
     /// Bounds how long a blocking send waits for the peer's credit.
     pub(crate) fn set_send_timeout(&self, jiffies: kernel::ffi::c_long) {
         let sk = self.sk();
@@ -612,19 +620,30 @@ impl Socket {
     /// credit up to the send timeout. Returns the number of bytes sent,
     /// which is short only if the timeout expired or a signal came.
     ///
+    /// With `zerocopy`, on a socket where [`Socket::enable_zerocopy`]
+    /// succeeded, the packets take references on the pages rather than
+    /// copies of them.
+    ///
     /// # Safety
     ///
-    /// `bvec` must point to `nr` entries of readable pages covering `len`.
+    /// `bvec` must point to `nr` entries of readable pages covering `len`;
+    /// with `zerocopy` they must be pages that can be referenced
+    /// (`get_page()`), not slab memory.
     pub(crate) unsafe fn send_bvec_wait(
         &self,
         bvec: *const sys::bio_vec,
         nr: usize,
         len: usize,
+        zerocopy: Option<&ZeroCopy>,
     ) -> Result<usize> {
         let mut msg = sys::msghdr {
             msg_flags: sys::MSG_NOSIGNAL,
             ..Default::default()
         };
+        if let Some(zerocopy) = zerocopy {
+            msg.msg_flags |= sys::MSG_ZEROCOPY;
+            msg.msg_ubuf = zerocopy.0.as_ptr();
+        }
         // SAFETY: by the caller's guarantee.
         unsafe { sys::iov_iter_bvec(&mut msg.msg_iter, sys::ITER_SOURCE, bvec, nr as _, len) };
         // SAFETY: `sock` is live and `msg` holds a valid iterator.
@@ -695,5 +714,37 @@ impl CallbackSock {
             u32::from((*self.sk).__sk_common.skc_state) != sys::TCP_ESTABLISHED
                 || (*vsk).peer_shutdown == sys::SHUTDOWN_MASK
         }
+    }
+}
+
+/// The completion handle of zero-copy sends (`struct ubuf_info`): every
+/// packet that references pages of a send holds a count on it, so it lives
+/// until the last is freed, which may be after the socket is gone.
+///
+/// # Invariants
+///
+/// The value holds one count on a live `ubuf_info` from
+/// `xv_zerocopy_alloc()`.
+pub(crate) struct ZeroCopy(NonNull<sys::ubuf_info>);
+
+// SAFETY: the count is atomic and the handle is freed by whoever drops the
+// last count, from any context.
+unsafe impl Send for ZeroCopy {}
+// SAFETY: as above; sends only take further counts.
+unsafe impl Sync for ZeroCopy {}
+
+impl ZeroCopy {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: plain allocation.
+        let raw = unsafe { sys::xv_zerocopy_alloc() };
+        // INVARIANT: a new handle with the one count that `drop` releases.
+        Ok(Self(NonNull::new(raw).ok_or(kernel::error::code::ENOMEM)?))
+    }
+}
+
+impl Drop for ZeroCopy {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant this value holds a count.
+        unsafe { sys::xv_zerocopy_put(self.0.as_ptr()) };
     }
 }

@@ -6,6 +6,8 @@
 #include <linux/bvec.h>
 #include <linux/mm.h>
 #include <linux/net.h>
+#include <linux/skbuff.h>
+#include <linux/slab.h>
 #include <linux/sockptr.h>
 #include <linux/sunrpc/svc_xprt.h>
 #include <linux/sunrpc/xprt.h>
@@ -47,6 +49,49 @@ int xv_sock_set_buffer_size(struct socket *sock, u64 size)
 		return err;
 	return sock->ops->setsockopt(sock, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE,
 				     KERNEL_SOCKPTR(&size), sizeof(size));
+}
+
+/*
+ * Zero-copy sends: vsock's virtio transports take references on the pages
+ * of a MSG_ZEROCOPY send instead of copying them, and report each packet's
+ * release through the ubuf_info given in msg_ubuf. Ours only counts them:
+ * the references keep the pages alive, so nothing waits for completions.
+ */
+static void xv_zerocopy_complete(struct sk_buff *skb, struct ubuf_info *uarg,
+				 bool zerocopy_success)
+{
+	if (refcount_dec_and_test(&uarg->refcnt))
+		kfree(uarg);
+}
+
+static const struct ubuf_info_ops xv_zerocopy_ops = {
+	.complete = xv_zerocopy_complete,
+};
+
+struct ubuf_info *xv_zerocopy_alloc(void)
+{
+	struct ubuf_info *uarg = kzalloc(sizeof(*uarg), GFP_KERNEL);
+
+	if (!uarg)
+		return NULL;
+	uarg->ops = &xv_zerocopy_ops;
+	uarg->flags = SKBFL_ZEROCOPY_FRAG;
+	refcount_set(&uarg->refcnt, 1);
+	return uarg;
+}
+
+void xv_zerocopy_put(struct ubuf_info *uarg)
+{
+	xv_zerocopy_complete(NULL, uarg, true);
+}
+
+/* SO_ZEROCOPY, which vsock refuses where its transport cannot do it. */
+int xv_sock_enable_zerocopy(struct socket *sock)
+{
+	int one = 1;
+
+	return sock->ops->setsockopt(sock, SOL_SOCKET, SO_ZEROCOPY,
+				     KERNEL_SOCKPTR(&one), sizeof(one));
 }
 
 /*

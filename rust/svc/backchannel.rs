@@ -140,7 +140,7 @@ impl SvcVsock {
                 unsafe {
                     state
                         .reply
-                        .send_xdr(&self.sock, &mut state.marker, req.snd_buf())
+                        .send_xdr(&self.sock, &mut state.marker, req.snd_buf(), None)
                 }
             });
         match sent {

@@ -19,7 +19,7 @@ use kernel::types::Opaque;
 
 use crate::addr::{self, VsockAddr};
 use crate::sys;
-use crate::vsock::Socket;
+use crate::vsock::{Socket, ZeroCopy};
 
 /// Pages of a server thread's receive buffer (`RPCSVC_MAXPAGES`).
 const MAX_PAGES: usize = sys::RPCSVC_MAXPAGES;
@@ -526,16 +526,19 @@ impl ReplyVec {
     }
 
     /// Sends `marker` followed by the reply of `rqstp` on `sock`, waiting
-    /// for credit up to the socket's send timeout. Returns the bytes sent.
+    /// for credit up to the socket's send timeout, its page data by
+    /// reference if `zerocopy` is given. Returns the bytes sent.
     pub(crate) fn send(
         &mut self,
         sock: &Socket,
         marker: &mut [u8; 4],
         rqstp: &SvcRqst,
+        zerocopy: Option<&ZeroCopy>,
     ) -> Result<usize> {
         // SAFETY: the request is live and ours; SUNRPC built `rq_res` in
-        // the request's reply pages.
-        unsafe { self.send_xdr(sock, marker, &(*rqstp.raw()).rq_res) }
+        // the request's reply pages, and its page data in pages that it
+        // holds references on (page cache or allocated pages).
+        unsafe { self.send_xdr(sock, marker, &(*rqstp.raw()).rq_res, zerocopy) }
     }
 
     /// Sends `marker` followed by `res` on `sock`, as [`ReplyVec::send`].
@@ -543,12 +546,14 @@ impl ReplyVec {
     /// # Safety
     ///
     /// The head and tail of `res` must be linear-map kernel memory and its
-    /// pages must cover its page data, all readable until this returns.
+    /// pages must cover its page data, all readable until this returns;
+    /// with `zerocopy`, its pages must be ones that can be referenced.
     pub(crate) unsafe fn send_xdr(
         &mut self,
         sock: &Socket,
         marker: &mut [u8; 4],
         res: &sys::xdr_buf,
+        zerocopy: Option<&ZeroCopy>,
     ) -> Result<usize> {
         let mut fill = Fill {
             bvec: self.bvec.as_mut_slice(),
@@ -560,6 +565,7 @@ impl ReplyVec {
         unsafe { fill.push_virt(marker.as_mut_ptr().cast(), marker.len())? };
         // SAFETY: the head is linear-map memory (the caller's guarantee).
         unsafe { fill.push_virt(res.head[0].iov_base, res.head[0].iov_len)? };
+        let head = (fill.nr, fill.total);
         let mut left = res.page_len as usize;
         let mut index = res.page_base as usize / PAGE_SIZE;
         let mut offset = res.page_base as usize % PAGE_SIZE;
@@ -573,11 +579,38 @@ impl ReplyVec {
             index += 1;
             offset = 0;
         }
+        let pages = (fill.nr, fill.total);
         // SAFETY: the tail, if any, is linear-map memory (as above).
         unsafe { fill.push_virt(res.tail[0].iov_base, res.tail[0].iov_len)? };
-        // SAFETY: the first `nr` entries describe readable memory covering
-        // `total` bytes, and stay so while the reply is sent.
-        unsafe { sock.send_bvec_wait(fill.bvec.as_ptr(), fill.nr, fill.total) }
+        let bvec = fill.bvec.as_ptr();
+        let zerocopy = zerocopy.filter(|_| pages.0 > head.0);
+        let Some(zerocopy) = zerocopy else {
+            // SAFETY: the first `nr` entries describe readable memory
+            // covering `total` bytes, and stay so while the reply is sent.
+            return unsafe { sock.send_bvec_wait(bvec, fill.nr, fill.total, None) };
+        };
+        // Only the page data goes by reference: the marker is slab memory,
+        // which must not be, and head and tail are small.
+        let parts = [
+            (0, head.0, head.1, None),
+            (head.0, pages.0, pages.1 - head.1, Some(zerocopy)),
+            (pages.0, fill.nr, fill.total - pages.1, None),
+        ];
+        let mut sent = 0;
+        for (start, end, len, zerocopy) in parts {
+            if len == 0 {
+                continue;
+            }
+            // SAFETY: entries `start..end` describe `len` bytes of readable
+            // memory, as above; those sent by reference are the pages of
+            // `res` (the caller's guarantee).
+            let n = unsafe { sock.send_bvec_wait(bvec.add(start), end - start, len, zerocopy)? };
+            sent += n;
+            if n != len {
+                break;
+            }
+        }
+        Ok(sent)
     }
 }
 
