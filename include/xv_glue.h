@@ -92,6 +92,7 @@ unsigned int xv_clnt_memalloc_nofs_save(void);
 void xv_clnt_memalloc_nofs_restore(unsigned int flags);
 struct page *xv_clnt_alloc_page(void);
 void *xv_clnt_kmalloc_array(size_t n, size_t size, gfp_t gfp);
+bool xv_clnt_rqst_is_backchannel(struct rpc_rqst *req);
 void xv_clnt_warn_ratelimited(const struct rpc_xprt *xprt, const char *what);
 
 /* NFSv4.1 backchannel */

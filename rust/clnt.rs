@@ -39,7 +39,7 @@ use kernel::types::Opaque;
 use crate::addr;
 use crate::record::{self, Limits, Progress, RecordDecoder, Want};
 use crate::sys;
-use crate::vsock::{CallbackSock, Callbacks, Socket};
+use crate::vsock::{CallbackSock, Callbacks, Socket, ZeroCopy};
 use xprt::{ReadStop, Rqst, Xprt};
 
 /// Bytes of an RPC message that decide where it goes: XID and direction.
@@ -217,6 +217,12 @@ pub(crate) struct Transport {
     recv: UnsafeCell<Receiver>,
     /// Bytes of the current record sent, marker included; `XPRT_LOCKED`.
     xmit_offset: UnsafeCell<usize>,
+    /// Completion handle for sending request pages by reference; `None` if
+    /// it could not be allocated (requests are then copied).
+    zerocopy: Option<ZeroCopy>,
+    /// Whether the current socket takes pages by reference: `None` until
+    /// its first send asks vsock; `XPRT_LOCKED`.
+    sock_zerocopy: UnsafeCell<Option<bool>>,
     /// Reserved source port of the last connection, reused when
     /// reconnecting so that the server's reply cache still matches; only
     /// the connect worker uses it.
@@ -303,7 +309,10 @@ impl Transport {
         // receive worker; the connect worker and close hold XPRT_LOCKED.
         let old = unsafe { ptr::replace(self.sock.get(), new) };
         // SAFETY: senders hold XPRT_LOCKED, which the caller holds.
-        unsafe { *self.xmit_offset.get() = 0 };
+        unsafe {
+            *self.xmit_offset.get() = 0;
+            *self.sock_zerocopy.get() = None;
+        }
         let mut old = old;
         if let Some(sock) = old.as_mut() {
             // No callback sees this transport once this returns.
@@ -381,6 +390,8 @@ impl Transport {
                 UnsafeCell::new(Receiver::new()),
             );
             ptr::write(ptr::addr_of_mut!((*t).xmit_offset), UnsafeCell::new(0));
+            ptr::write(ptr::addr_of_mut!((*t).zerocopy), ZeroCopy::new().ok());
+            ptr::write(ptr::addr_of_mut!((*t).sock_zerocopy), UnsafeCell::new(None));
             ptr::write(ptr::addr_of_mut!((*t).srcport), UnsafeCell::new(0));
             sys::xv_clnt_init_xprt(
                 raw,
@@ -726,9 +737,17 @@ impl Transport {
         };
         let marker = record::single_fragment_marker(req.snd_len()).map_err(|_| errno!(EMSGSIZE))?;
         let total = req.snd_len() + record::MARKER_LEN;
+        // Callback replies are encoded in the callback service's own pages,
+        // which it reuses: those are copied.
+        let zerocopy = if req.is_backchannel() {
+            None
+        } else {
+            // SAFETY: XPRT_LOCKED is held (caller).
+            unsafe { self.zerocopy_for(sock) }
+        };
         req.stamp_xmit_time();
         loop {
-            match req.send_from(sock, &marker, *offset) {
+            match req.send_from(sock, &marker, *offset, zerocopy) {
                 Ok(0) => return self.nospace(sock),
                 Ok(n) => {
                     *offset += n;
@@ -744,6 +763,24 @@ impl Transport {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The handle to send request pages by reference on `sock`, the current
+    /// socket, if its vsock transport allows it (as xprtsock splices pages
+    /// into TCP). Asked once per socket, after it connected: vsock refuses
+    /// connects over a transport without zero-copy on a socket asked before.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `XPRT_LOCKED`.
+    unsafe fn zerocopy_for(&self, sock: &Socket) -> Option<&ZeroCopy> {
+        // SAFETY: senders hold XPRT_LOCKED (caller), as does replace_sock.
+        let allowed = unsafe { &mut *self.sock_zerocopy.get() };
+        let zerocopy = self.zerocopy.as_ref()?;
+        if allowed.is_none() {
+            *allowed = Some(sock.enable_zerocopy());
+        }
+        allowed.unwrap_or(false).then_some(zerocopy)
     }
 
     /// The peer's credit ran out: wait for `sk_write_space`.

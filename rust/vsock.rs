@@ -268,7 +268,7 @@ impl Socket {
     }
 
     fn xfer(&self, msg: &mut sys::msghdr, send: bool) -> Result<usize> {
-        msg.msg_flags = XFER_FLAGS;
+        msg.msg_flags |= XFER_FLAGS;
         // SAFETY: `sock` is live and `msg` holds a valid iterator.
         let ret = unsafe {
             if send {
@@ -307,19 +307,26 @@ impl Socket {
         self.xfer(&mut msg, true)
     }
 
-    /// Sends `len` bytes of the pages in `bvec`, skipping the first `skip`.
+    /// Sends `len` bytes of the pages in `bvec`, skipping the first `skip`,
+    /// by reference with `zerocopy` (see [`Socket::send_bvec_wait`]).
     ///
     /// # Safety
     ///
-    /// `bvec` must point to `nr` entries of readable pages covering `len`.
+    /// `bvec` must point to `nr` entries of readable pages covering `len`;
+    /// with `zerocopy` they must be pages that can be referenced.
     pub(crate) unsafe fn send_bvec(
         &self,
         bvec: *const sys::bio_vec,
         nr: usize,
         len: usize,
         skip: usize,
+        zerocopy: Option<&ZeroCopy>,
     ) -> Result<usize> {
         let mut msg = sys::msghdr::default();
+        if let Some(zerocopy) = zerocopy {
+            msg.msg_flags = sys::MSG_ZEROCOPY;
+            msg.msg_ubuf = zerocopy.0.as_ptr();
+        }
         // SAFETY: by the caller's guarantee.
         unsafe {
             sys::iov_iter_bvec(&mut msg.msg_iter, sys::ITER_SOURCE, bvec, nr as _, len);

@@ -273,6 +273,12 @@ void *xv_clnt_kmalloc_array(size_t n, size_t size, gfp_t gfp)
 	return kmalloc_array(n, size, gfp);
 }
 
+/* A reply of the NFS callback service, not a call. */
+bool xv_clnt_rqst_is_backchannel(struct rpc_rqst *req)
+{
+	return bc_prealloc(req);
+}
+
 void xv_clnt_warn_ratelimited(const struct rpc_xprt *xprt, const char *what)
 {
 	pr_warn_ratelimited("xprtvsock: server %s: %s; closing the connection\n",

@@ -12,7 +12,7 @@ use kernel::error::{code::*, Result};
 use kernel::time::Jiffies;
 
 use crate::sys;
-use crate::vsock::Socket;
+use crate::vsock::{Socket, ZeroCopy};
 
 /// Why reading into a receive buffer stopped early.
 pub(crate) enum ReadStop {
@@ -394,6 +394,12 @@ impl Rqst<'_> {
         self.raw
     }
 
+    /// Whether this is the NFS callback service's reply to a callback.
+    pub(crate) fn is_backchannel(&self) -> bool {
+        // SAFETY: `raw` is valid.
+        unsafe { sys::xv_clnt_rqst_is_backchannel(self.raw) }
+    }
+
     pub(crate) fn xprt_raw(&self) -> *mut sys::rpc_xprt {
         // SAFETY: `raw` is valid.
         unsafe { (*self.raw).rq_xprt }
@@ -506,12 +512,14 @@ impl Rqst<'_> {
     }
 
     /// Sends the next piece of the record (marker and head, pages or tail)
-    /// starting at record byte `offset`; returns the bytes queued.
+    /// starting at record byte `offset`, the pages by reference with
+    /// `zerocopy`; returns the bytes queued.
     pub(crate) fn send_from(
         &self,
         sock: &Socket,
         marker: &[u8; 4],
         offset: usize,
+        zerocopy: Option<&ZeroCopy>,
     ) -> Result<usize> {
         // SAFETY: the sender owns the request and its encoded buffer.
         let buf = unsafe { &(*self.raw).rq_snd_buf };
@@ -534,13 +542,15 @@ impl Rqst<'_> {
                 return Err(ENOMEM);
             }
             let base = buf.page_base as usize;
-            // SAFETY: `alloc_bvec` covered the pages of the buffer.
+            // SAFETY: `alloc_bvec` covered the pages of the buffer, which are
+            // page cache or user pages the request holds.
             return unsafe {
                 sock.send_bvec(
                     buf.bvec,
                     page_count(buf),
                     base + page_len,
                     base + offset - head_end,
+                    zerocopy,
                 )
             };
         }
