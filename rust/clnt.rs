@@ -1075,9 +1075,10 @@ impl Transport {
  * itself is in the C glue: it needs `THIS_MODULE` and a list head that
  * registration links), and the work functions. */
 
-/// The `rpc_xprt_ops` of every vsock client transport: ours, and the
-/// core's generic slot, congestion and buffer handling, as xprtsock's TCP.
-static CLNT_OPS: sys::rpc_xprt_ops = {
+/// What every `rpc_xprt_ops` of the module shares: the core's generic slot,
+/// congestion, buffer and reply-wait handling, as xprtsock's TCP tables, and
+/// no swap.
+pub(crate) const fn stream_ops() -> sys::rpc_xprt_ops {
     // SAFETY: all-zero is a valid `rpc_xprt_ops`, whose fields are all
     // optional function pointers; the core checks the optional ones.
     let mut ops: sys::rpc_xprt_ops = unsafe { core::mem::zeroed() };
@@ -1085,20 +1086,27 @@ static CLNT_OPS: sys::rpc_xprt_ops = {
     ops.release_xprt = Some(sys::xprt_release_xprt);
     ops.alloc_slot = Some(sys::xprt_alloc_slot);
     ops.free_slot = Some(sys::xprt_free_slot);
+    ops.buf_alloc = Some(sys::rpc_malloc);
+    ops.buf_free = Some(sys::rpc_free);
+    ops.wait_for_reply_request = Some(sys::xprt_wait_for_reply_request_def);
+    ops.enable_swap = Some(xv_enable_swap);
+    ops.disable_swap = Some(xv_disable_swap);
+    ops
+}
+
+/// The `rpc_xprt_ops` of every vsock client transport: [`stream_ops`] and
+/// ours.
+static CLNT_OPS: sys::rpc_xprt_ops = {
+    let mut ops = stream_ops();
     ops.rpcbind = Some(xv_clnt_rpcbind);
     ops.set_port = Some(xv_clnt_set_port);
     ops.connect = Some(xv_clnt_connect);
-    ops.buf_alloc = Some(sys::rpc_malloc);
-    ops.buf_free = Some(sys::rpc_free);
     ops.prepare_request = Some(xv_clnt_prepare_request);
     ops.send_request = Some(xv_clnt_send_request);
     ops.abort_send_request = Some(xv_clnt_abort_send_request);
-    ops.wait_for_reply_request = Some(sys::xprt_wait_for_reply_request_def);
     ops.close = Some(xv_clnt_close);
     ops.destroy = Some(xv_clnt_destroy);
     ops.print_stats = Some(xv_clnt_print_stats);
-    ops.enable_swap = Some(xv_clnt_enable_swap);
-    ops.disable_swap = Some(xv_clnt_disable_swap);
     ops.inject_disconnect = Some(xv_clnt_inject_disconnect);
     #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
     {
@@ -1250,7 +1258,7 @@ unsafe extern "C" fn xv_clnt_print_stats(xprt: *mut sys::rpc_xprt, seq: *mut sys
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-unsafe extern "C" fn xv_clnt_enable_swap(_xprt: *mut sys::rpc_xprt) -> i32 {
+unsafe extern "C" fn xv_enable_swap(_xprt: *mut sys::rpc_xprt) -> i32 {
     errno!(EOPNOTSUPP).to_errno()
 }
 
@@ -1259,7 +1267,7 @@ unsafe extern "C" fn xv_clnt_enable_swap(_xprt: *mut sys::rpc_xprt) -> i32 {
 /// # Safety
 ///
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
-unsafe extern "C" fn xv_clnt_disable_swap(_xprt: *mut sys::rpc_xprt) {}
+unsafe extern "C" fn xv_disable_swap(_xprt: *mut sys::rpc_xprt) {}
 
 /// `inject_disconnect` (CONFIG_FAIL_SUNRPC).
 ///

@@ -236,11 +236,11 @@ pub(super) fn complete(xprt: &Xprt<'_>, req: &Rqst<'_>, copied: usize) {
             (*pool.raw()).bc_alloc_count -= 1;
         }
     }
-    // SAFETY: the request left the pool: the callback service owns it now,
-    // with a reference on the transport that `free` drops. `serv` is the
-    // live callback service: receiving chose the backchannel only once the
-    // NFS client had set it, and the client keeps it for as long as the
-    // transport carries its sessions.
+    // `serv` is live: receiving chose the backchannel only once the NFS
+    // client had set it, and the client keeps it while the transport
+    // carries its sessions.
+    // SAFETY: `req` left the pool, so the callback service owns it, with a
+    // transport reference that `free` drops; `serv` is live (above).
     unsafe {
         (*raw).rq_private_buf.len = copied as u32;
         sys::xv_bc_set_in_use(raw);

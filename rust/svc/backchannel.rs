@@ -22,7 +22,7 @@ use kernel::types::Opaque;
 use super::xprt::{Flag, SvcRqst, SvcXprt};
 use super::SvcVsock;
 use crate::clnt::xprt::{Rqst, Xprt};
-use crate::clnt::Strings;
+use crate::clnt::{stream_ops, Strings};
 use crate::record;
 use crate::sys;
 
@@ -180,25 +180,15 @@ pub(super) fn deliver_reply(conn: &SvcXprt, rqstp: &SvcRqst, len: u32) {
     });
 }
 
-/// The `rpc_xprt_ops` of backchannel transports: ours, and the core's
-/// generic slot, congestion and buffer handling, as xprtsock's.
+/// The `rpc_xprt_ops` of backchannel transports: the client transport's
+/// [`stream_ops`] and ours. No connect: the transport is connected while the
+/// connection lives, and nfsd's callbacks never ask to connect.
 static BC_OPS: sys::rpc_xprt_ops = {
-    // SAFETY: all-zero is a valid `rpc_xprt_ops`, whose fields are all
-    // optional function pointers; the core checks the optional ones.
-    let mut ops: sys::rpc_xprt_ops = unsafe { core::mem::zeroed() };
-    ops.reserve_xprt = Some(sys::xprt_reserve_xprt);
-    ops.release_xprt = Some(sys::xprt_release_xprt);
-    ops.alloc_slot = Some(sys::xprt_alloc_slot);
-    ops.free_slot = Some(sys::xprt_free_slot);
-    ops.buf_alloc = Some(sys::rpc_malloc);
-    ops.buf_free = Some(sys::rpc_free);
+    let mut ops = stream_ops();
     ops.send_request = Some(xv_bc_send_request);
-    ops.wait_for_reply_request = Some(sys::xprt_wait_for_reply_request_def);
     ops.close = Some(xv_bc_close);
     ops.destroy = Some(xv_bc_destroy);
     ops.print_stats = Some(xv_bc_print_stats);
-    ops.enable_swap = Some(xv_bc_enable_swap);
-    ops.disable_swap = Some(xv_bc_disable_swap);
     ops.inject_disconnect = Some(xv_bc_inject_disconnect);
     ops
 };
@@ -270,22 +260,6 @@ unsafe extern "C" fn xv_bc_print_stats(xprt: *mut sys::rpc_xprt, seq: *mut sys::
     // SAFETY: by the function's safety requirements.
     unsafe { Xprt::from_raw(xprt).print_stats(seq, 0) };
 }
-
-/// `enable_swap`: nfsd never swaps over its callbacks.
-///
-/// # Safety
-///
-/// Called by the SUNRPC core with one of our backchannel transports.
-unsafe extern "C" fn xv_bc_enable_swap(_xprt: *mut sys::rpc_xprt) -> c_int {
-    -(kernel::bindings::EOPNOTSUPP as c_int)
-}
-
-/// `disable_swap`: nothing was enabled.
-///
-/// # Safety
-///
-/// Called by the SUNRPC core with one of our backchannel transports.
-unsafe extern "C" fn xv_bc_disable_swap(_xprt: *mut sys::rpc_xprt) {}
 
 /// `inject_disconnect` (CONFIG_FAIL_SUNRPC): the connection belongs to the
 /// fore channel, which has its own fault injection.
