@@ -3,10 +3,13 @@
 
 XV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 XV_CACHE=${XV_CACHE:-$HOME/.cache/xprtvsock}
-XV_BUILD=$XV_ROOT/build
+XV_BUILD=${XV_BUILD:-$XV_ROOT/build}
 XV_VENV=$XV_CACHE/venv
-XV_KERNEL_TARBALL=/usr/src/linux-source-6.12.tar.xz
 XV_KERNEL_PACKAGE=linux-source-6.12
+# The kernel inputs; the cache test points them at a small stand-in.
+XV_KERNEL_TARBALL=${XV_KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
+XV_SERIES_DIR=${XV_SERIES_DIR:-$XV_ROOT/patches/linux-6.12}
+XV_KCONFIG=${XV_KCONFIG:-$XV_ROOT/scripts/kconfig}
 XV_JOBS=${XV_JOBS:-$(nproc)}
 
 export PATH="$HOME/.cargo/bin:$XV_VENV/bin:$PATH"
@@ -16,12 +19,30 @@ xv_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Version of the Debian kernel source package; every kernel cache is keyed by it.
 xv_kernel_version() {
+	[[ -z ${XV_KERNEL_VERSION:-} ]] || { echo "$XV_KERNEL_VERSION"; return; }
 	dpkg-query -W -f='${Version}' "$XV_KERNEL_PACKAGE" 2>/dev/null ||
 		xv_die "$XV_KERNEL_PACKAGE is not installed (run: make setup)"
 }
 
 # The series in order; the cover letter (0000-*) carries no change.
-xv_series() { ls "$XV_ROOT"/patches/linux-6.12/*.patch 2>/dev/null | grep -v '/0000-' | sort; }
+xv_series() { ls "$XV_SERIES_DIR"/*.patch 2>/dev/null | grep -v '/0000-' | sort; }
+
+# Git without background work: a commit of the 80,000-file kernel tree would
+# otherwise start `git gc --auto`, which outlives the script and holds
+# HEAD.lock while the series is applied.
+xv_git() {
+	git -c gc.auto=0 -c gc.autoDetach=false -c maintenance.auto=false \
+		-c core.fsmonitor=false "$@"
+}
+
+# The same settings, kept in a repository's own config, for any git that
+# later runs there (scripts/series-check, a developer's shell).
+xv_git_quiet_config() {
+	git -C "$1" config gc.auto 0
+	git -C "$1" config gc.autoDetach false
+	git -C "$1" config maintenance.auto false
+	git -C "$1" config core.fsmonitor false
+}
 
 # Hash of the inputs named, by content, in order.
 xv_hash() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }

@@ -18,7 +18,7 @@ if modprobe -n -q svcvsock 2>/dev/null; then
 	exit 77
 fi
 for tool in rpc.nfsd rpc.mountd exportfs; do
-	command -v "$tool" >/dev/null || { echo "skip: no $tool" >&2; exit 77; }
+	command -v "$tool" >/dev/null || { echo "FAIL: missing tool: $tool" >&2; exit 1; }
 done
 
 export_dir=/srv/xv22

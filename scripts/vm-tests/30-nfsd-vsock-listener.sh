@@ -18,7 +18,7 @@ if [[ -e /sys/module/xprtvsock ]]; then
 	exit 77
 fi
 for tool in rpc.nfsd depmod modprobe; do
-	command -v "$tool" >/dev/null || { echo "skip: no $tool" >&2; exit 77; }
+	command -v "$tool" >/dev/null || { echo "FAIL: missing tool: $tool" >&2; exit 1; }
 done
 peer=$XV_ROOT/target/release/xv-peer
 [[ -x $peer ]] || { echo "FAIL: no $peer (cargo build --release -p xv-peer)" >&2; exit 1; }

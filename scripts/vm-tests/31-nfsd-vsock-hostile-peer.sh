@@ -13,7 +13,7 @@ set -euo pipefail
 
 peer=$XV_ROOT/target/release/xv-peer
 [[ -x $peer ]] || { echo "FAIL: no $peer (cargo build --release -p xv-peer)" >&2; exit 1; }
-command -v rpc.nfsd >/dev/null || { echo "skip: no rpc.nfsd" >&2; exit 77; }
+command -v rpc.nfsd >/dev/null || { echo "FAIL: missing tool: rpc.nfsd" >&2; exit 1; }
 
 loaded=
 mounted_nfsd=

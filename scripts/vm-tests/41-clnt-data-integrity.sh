@@ -8,7 +8,7 @@
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 
-command -v fio >/dev/null || xv_skip "no fio"
+command -v fio >/dev/null || xv_fail "missing: fio"
 seq_size=${XV41_SEQ_SIZE:-256M}
 xv_start
 xv_mount 4.2 rsize=1048576,wsize=1048576

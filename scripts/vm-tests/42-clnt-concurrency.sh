@@ -5,7 +5,7 @@
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 
-command -v fio >/dev/null || xv_skip "no fio"
+command -v fio >/dev/null || xv_fail "missing: fio"
 xv_start
 xv_mount 4.2
 start=$SECONDS

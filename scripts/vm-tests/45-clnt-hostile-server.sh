@@ -10,8 +10,8 @@
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 
-command -v python3 >/dev/null || xv_skip "no python3"
-[[ -f $xv_ko ]] || xv_skip "no $xv_ko"
+command -v python3 >/dev/null || xv_fail "missing: python3"
+[[ -f $xv_ko ]] || xv_fail "missing: $xv_ko"
 [[ ! -e /sys/module/xprtvsock ]] || xv_skip "xprtvsock is loaded already"
 out=${XV_OUT:-/tmp}
 log=$out/45-responder.log

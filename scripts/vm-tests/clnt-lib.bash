@@ -53,9 +53,9 @@ xv_cleanup() {
 # Loads the module, starts nfsd on vsock port 2049 and creates a mount point.
 xv_start() {
 	for tool in rpc.nfsd rpc.mountd exportfs; do
-		command -v "$tool" >/dev/null || xv_skip "no $tool"
+		command -v "$tool" >/dev/null || xv_fail "missing: $tool"
 	done
-	[[ -f $xv_ko ]] || xv_skip "no $xv_ko"
+	[[ -f $xv_ko ]] || xv_fail "missing: $xv_ko"
 	trap xv_cleanup EXIT
 	xv_marker="xv-clnt-$$-$RANDOM"
 	echo "$xv_marker" >/dev/kmsg
