@@ -6,7 +6,7 @@
 FLAVOUR ?= debug
 RUST_SOURCES = $(wildcard rust/*.rs rust/core/*.rs rust/core/tests/*.rs)
 
-.PHONY: all module kernel setup check demo bench series-check host-test clippy rustfmt clean
+.PHONY: all module kernel nfs-utils setup check demo bench series-check host-test clippy rustfmt clean
 
 all: module
 
@@ -15,6 +15,9 @@ setup:
 
 kernel: setup
 	@scripts/kernel $(FLAVOUR)
+
+nfs-utils: setup
+	@scripts/nfs-utils
 
 module: kernel
 	@scripts/module $(FLAVOUR)

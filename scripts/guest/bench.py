@@ -36,8 +36,8 @@ ROUNDS = int(os.environ.get("XV_BENCH_ROUNDS", "3"))
 SOURCES = {"vsock": "1:/", "tcp": "127.0.0.1:/"}
 _COMMON = "vers=4.2,rsize=1048576,wsize=1048576"
 MOUNT_OPTIONS = {
-    "vsock": f"{_COMMON},proto=vsock,addr=vsock:1",
-    "tcp": f"{_COMMON},proto=tcp,addr=127.0.0.1,clientaddr=127.0.0.1",
+    "vsock": f"{_COMMON},proto=vsock",
+    "tcp": f"{_COMMON},proto=tcp",
 }
 # vsock's default socket buffer, and the one xprtvsock sets (BUFFER_LEN in
 # rust/vsock.rs): the raw stream at both sizes shows what the larger buffer
@@ -65,30 +65,21 @@ def start_nfsd():
         os.makedirs(m, exist_ok=True)
     # The guest's /srv is an overlay on 9p, which nfsd cannot export.
     run("mount", "-t", "tmpfs", "-o", "size=1G", "xv-bench", EXPORT)
-    write("/etc/exports",
-          f"{EXPORT} *(rw,no_subtree_check,no_root_squash,insecure,fsid=0)\n")
+    opts = "rw,no_subtree_check,no_root_squash,insecure,fsid=0"
+    write("/etc/exports", f"{EXPORT} vsock:1({opts}) 127.0.0.1({opts})\n")
     run("exportfs", "-ra")
-    subprocess.Popen(["rpc.mountd", "-F", "-N", "3"])
+    mountd = subprocess.Popen(["rpc.mountd", "-F", "-N", "3"])
     run("insmod", os.path.join(ROOT, "xprtvsock.ko"))
     # nfsd sizes its largest READ/WRITE from memory; both mounts get 1 MiB.
     write("/proc/fs/nfsd/max_block_size", "1048576\n")
-    run("rpc.nfsd", "-N", "3", "8")
-    write("/proc/fs/nfsd/portlist", "vsock 2049\n")
-
-
-def prime_vsock_client():
-    # Stock mountd cannot name vsock clients yet: map CID 1 to "*" directly.
-    write("/proc/net/rpc/auth.unix.ip/channel", "nfsd vsock:1 2147483647 *\n")
-
-
-def warm_up_mountd():
-    # mountd loads the export table, and flushes every cache, at its first
-    # upcall: one TCP mount makes that happen before the vsock client is
-    # primed.
-    run("mount", "-i", "-t", "nfs4", "-o", MOUNT_OPTIONS["tcp"], SOURCES["tcp"],
-        MOUNTS["tcp"])
-    run("umount", MOUNTS["tcp"])
-    prime_vsock_client()
+    run("rpc.nfsd", "-N", "3", "--vsock", "2049", "8")
+    # The kernel denies a client whose upcall no daemon reads yet.
+    for _ in range(150):
+        fds = f"/proc/{mountd.pid}/fd"
+        if any("auth.unix.ip" in os.readlink(os.path.join(fds, fd))
+               for fd in os.listdir(fds)):
+            break
+        time.sleep(0.2)
 
 
 def mount_transport(transport):
@@ -98,9 +89,9 @@ def mount_transport(transport):
     reuses the existing nfs_client, transport and all, whatever proto= says.
     """
     opts = MOUNT_OPTIONS[transport]
-    run("mount", "-i", "-t", "nfs4", "-o", opts, SOURCES[transport],
+    run("mount", "-t", "nfs4", "-o", opts, SOURCES[transport],
         MOUNTS[transport])
-    run("mount", "-i", "-t", "nfs4", "-o", f"{opts},noac,nosharecache",
+    run("mount", "-t", "nfs4", "-o", f"{opts},noac,nosharecache",
         SOURCES[transport], RTT_MOUNTS[transport])
     for mountpoint in (MOUNTS[transport], RTT_MOUNTS[transport]):
         used = mount_transport_name(mountpoint)
@@ -313,7 +304,6 @@ def medians(samples):
 
 def main():
     start_nfsd()
-    warm_up_mountd()
     rounds = []
     for number in range(ROUNDS):
         # Alternate which transport goes first, so that neither always

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# nfsd listens on vsock: writing "vsock 2049" to /proc/fs/nfsd/portlist
-# loads xprtvsock.ko through its "svcvsock" alias (the kernel runs modprobe),
+# nfsd listens on vsock: `rpc.nfsd --vsock 2049` (which writes "vsock 2049"
+# to /proc/fs/nfsd/portlist) loads xprtvsock.ko through its "svcvsock" alias
+# (the kernel runs modprobe),
 # portlist reads back "vsock 2049", nfsd runs without rpcbind, and an RPC
 # NULL call to NFSv4 over vsock loopback (CID 1, port 2049) is accepted.
 #
@@ -57,14 +58,10 @@ if ! mountpoint -q /proc/fs/nfsd; then
 fi
 
 # No rpcbind runs: NFSv4 alone needs none, and the vsock listener is
-# anonymous. rpc.nfsd sets the versions, which it can only do before the
-# server exists, so it runs first.
-echo '$ rpc.nfsd -N 3 8'
-rpc.nfsd -N 3 8
+# anonymous.
+echo '$ rpc.nfsd -N 3 --vsock 2049 8'
+rpc.nfsd -N 3 --vsock 2049 8
 [[ $(cat /proc/fs/nfsd/threads) == 8 ]] || { echo "FAIL: nfsd threads did not start" >&2; exit 1; }
-
-echo '$ echo "vsock 2049" > /proc/fs/nfsd/portlist'
-echo "vsock 2049" >/proc/fs/nfsd/portlist
 [[ -e /sys/module/xprtvsock ]] || { echo "FAIL: xprtvsock was not loaded" >&2; exit 1; }
 echo "xprtvsock loaded through modprobe svcvsock"
 echo "--- portlist"

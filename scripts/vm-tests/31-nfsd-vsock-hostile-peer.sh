@@ -34,8 +34,7 @@ if ! mountpoint -q /proc/fs/nfsd; then
 	mounted_nfsd=1
 fi
 mkdir -p /var/lib/nfs/v4recovery
-rpc.nfsd -N 3 4
-echo "vsock 2049" >/proc/fs/nfsd/portlist
+rpc.nfsd -N 3 --vsock 2049 4
 threads=$(cat /proc/fs/nfsd/threads)
 cat /proc/fs/nfsd/portlist
 

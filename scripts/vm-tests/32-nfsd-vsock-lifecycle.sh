@@ -33,8 +33,7 @@ mkdir -p /var/lib/nfs/v4recovery
 
 cycle() { # $1: cycle number
 	insmod "$XV_ROOT/xprtvsock.ko"
-	rpc.nfsd -N 3 2
-	echo "vsock 2049" >/proc/fs/nfsd/portlist
+	rpc.nfsd -N 3 --vsock 2049 2
 	"$peer" --timeout 30 null >/dev/null || {
 		echo "FAIL: cycle $1: NULL call over vsock failed" >&2
 		"$peer" --timeout 30 null
@@ -57,8 +56,7 @@ insmod "$XV_ROOT/xprtvsock.ko"
 echo "refcnt when loaded: $(cat /sys/module/xprtvsock/refcnt)"
 # rpc.nfsd sets the versions (no NFSv3, so no rpcbind is needed), which it
 # can only do before the server exists.
-rpc.nfsd -N 3 2
-echo "vsock 2049" >/proc/fs/nfsd/portlist
+rpc.nfsd -N 3 --vsock 2049 2
 cat /proc/fs/nfsd/portlist
 echo "refcnt with a listener: $(cat /sys/module/xprtvsock/refcnt)"
 echo '$ rmmod xprtvsock'

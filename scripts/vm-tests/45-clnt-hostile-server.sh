@@ -121,9 +121,9 @@ grep -q listening "$log" || xv_fail "the responder did not start"
 # Each mount attempt fails (the responder is no NFS server); repeat until
 # every misbehaviour was served.
 for attempt in 1 2 3 4; do
-	echo "\$ mount -i -t nfs4 -o vers=4.2,proto=vsock,addr=vsock:1 1:/ $xv_mnt (attempt $attempt)"
+	echo "\$ mount -t nfs4 -o vers=4.2,proto=vsock,retry=0 1:/ $xv_mnt (attempt $attempt)"
 	rc=0
-	timeout 90 mount -i -t nfs4 -o vers=4.2,proto=vsock,addr=vsock:1 1:/ "$xv_mnt" || rc=$?
+	timeout 90 mount -t nfs4 -o vers=4.2,proto=vsock,retry=0 1:/ "$xv_mnt" || rc=$?
 	[[ $rc != 0 ]] || xv_fail "mount succeeded against a non-NFS responder"
 	[[ $rc != 124 ]] || xv_fail "mount hung"
 	grep -q 'sent: reply' "$log" && break

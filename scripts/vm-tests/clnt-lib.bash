@@ -3,10 +3,11 @@
 #
 # Sourced by the client cases 40-49: loads xprtvsock.ko (and unloads it at
 # the end if this case loaded it, so that the no-transport cases still find
-# it absent), starts nfsd with a vsock listener on port 2049 in this guest
-# and mounts it over vsock loopback (CID 1). Stock mountd does not know
-# "vsock:" clients yet, so the auth.unix.ip entry of CID 1 is primed by hand
-# and mount.nfs is bypassed with "mount -i".
+# it absent), exports a tmpfs to the vsock client CID 1, starts nfsd with
+# a vsock listener on port 2049 in this guest and mounts it over vsock
+# loopback (CID 1), all with the commands an operator types: exportfs,
+# rpc.mountd, rpc.nfsd --vsock and mount -t nfs4 -o proto=vsock, from the
+# project's nfs-utils (scripts/guest/enter puts them in place).
 
 xv_ko=$XV_ROOT/xprtvsock.ko
 xv_export=/tmp/xv-clnt-export
@@ -52,7 +53,7 @@ xv_cleanup() {
 
 # Loads the module, starts nfsd on vsock port 2049 and creates a mount point.
 xv_start() {
-	for tool in rpc.nfsd rpc.mountd exportfs; do
+	for tool in rpc.nfsd rpc.mountd exportfs mount.nfs; do
 		command -v "$tool" >/dev/null || xv_fail "missing: $tool"
 	done
 	[[ -f $xv_ko ]] || xv_fail "missing: $xv_ko"
@@ -73,37 +74,18 @@ xv_start() {
 	mount -t tmpfs -o size=700M xv-clnt-export "$xv_export"
 	xv_mounted_export=1
 	# Secure (the default): the client must use a reserved source port.
-	echo "$xv_export *(rw,no_subtree_check,no_root_squash,fsid=0)" >/etc/exports
+	echo "$xv_export vsock:1(rw,no_subtree_check,no_root_squash,fsid=0)" >/etc/exports
 	exportfs -ra
 	rpc.mountd -F -N 3 &
 	xv_mountd_pid=$!
-	# mountd flushes the caches when it starts: prime them after that,
-	# once it serves the auth.unix.ip channel.
+	# The kernel denies a client whose upcall no daemon reads: wait until
+	# mountd holds the auth.unix.ip channel.
 	for _ in $(seq 150); do
 		ls -l "/proc/$xv_mountd_pid/fd" 2>/dev/null | grep -q auth.unix.ip && break
 		sleep 0.2
 	done
 	xv_nfsd_up
 	xv_mnt=$(mktemp -d /tmp/xv-clnt.XXXXXX)
-	xv_mountd_settle
-}
-
-# mountd loads the export table at its first upcall, not when it starts, and
-# flushes every cache then, the primed vsock:1 entry with them: a vsock
-# mount would stall on an auth.unix.ip upcall that stock mountd cannot
-# answer. One mount over TCP makes it load the table; then prime again.
-xv_mountd_settle() {
-	timeout 60 mount -i -t nfs4 -o vers=4.2,proto=tcp,addr=127.0.0.1,clientaddr=127.0.0.1 \
-		127.0.0.1:/ "$xv_mnt" || xv_fail "warm-up mount over TCP failed"
-	umount "$xv_mnt"
-	xv_prime_auth
-}
-
-# Stock mountd cannot parse "vsock:1": map CID 1 to the "*" domain.
-xv_prime_auth() {
-	echo "nfsd vsock:1 2147483647 *" >/proc/net/rpc/auth.unix.ip/channel
-	grep -q '^nfsd vsock:1 \*$' /proc/net/rpc/auth.unix.ip/content ||
-		xv_fail "auth.unix.ip does not map vsock:1 to *"
 }
 
 # Starts the nfsd threads and the vsock listener, with a short grace period
@@ -113,19 +95,16 @@ xv_nfsd_up() {
 	echo 10 >/proc/fs/nfsd/nfsv4gracetime 2>/dev/null || true
 	# nfsd sizes its largest READ/WRITE from guest memory (256 KiB here).
 	echo 1048576 >/proc/fs/nfsd/max_block_size
-	rpc.nfsd -N 3 8
-	echo "vsock 2049" >/proc/fs/nfsd/portlist ||
-		xv_fail "cannot add the vsock listener to nfsd"
+	rpc.nfsd -N 3 --vsock 2049 8 || xv_fail "rpc.nfsd --vsock 2049 failed"
 	grep -qx 'vsock 2049' /proc/fs/nfsd/portlist ||
 		xv_fail "portlist does not show the vsock listener"
-	xv_prime_auth
 }
 
 # xv_mount VERS [EXTRA-OPTIONS]
 xv_mount() {
-	local opts="vers=$1,proto=vsock,addr=vsock:1${2:+,$2}"
-	echo "\$ mount -i -t nfs4 -o $opts 1:/ $xv_mnt"
-	timeout 120 mount -i -t nfs4 -o "$opts" 1:/ "$xv_mnt" ||
+	local opts="vers=$1,proto=vsock${2:+,$2}"
+	echo "\$ mount -t nfs4 -o $opts 1:/ $xv_mnt"
+	timeout 120 mount -t nfs4 -o "$opts" 1:/ "$xv_mnt" ||
 		xv_fail "mount -o $opts failed"
 }
 
