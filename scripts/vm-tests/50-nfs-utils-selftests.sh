@@ -10,7 +10,7 @@ work=$(mktemp -d /tmp/xv50.XXXXXX)
 pids=()
 cleanup() {
 	set +e
-	[[ -f /run/rpc.statd.pid ]] && kill "$(cat /run/rpc.statd.pid)"
+	[[ -s /run/rpc.statd.pid ]] && kill "$(cat /run/rpc.statd.pid)" 2>/dev/null
 	for pid in "${pids[@]}"; do kill "$pid"; done
 	rm -rf "$work"
 }
