@@ -34,13 +34,14 @@ mounts() {
 	timeout 60 umount "$xv_mnt" || xv_fail "umount failed"
 }
 
+# denied SECONDS: CID 1's mount fails with "access denied" within SECONDS.
 denied() {
 	local rc=0 out start=$SECONDS
 	echo "\$ mount -t nfs4 -o proto=vsock,retry=0 1:/ $xv_mnt (expect access denied)"
-	out=$(timeout 60 mount -t nfs4 -o proto=vsock,retry=0 1:/ "$xv_mnt" 2>&1) || rc=$?
+	out=$(timeout 120 mount -t nfs4 -o proto=vsock,retry=0 1:/ "$xv_mnt" 2>&1) || rc=$?
 	echo "  $out (status $rc, $((SECONDS - start)) s)"
 	[[ $rc != 0 ]] || { umount "$xv_mnt"; xv_fail "CID 1 mounted an export it is not admitted to"; }
-	[[ $((SECONDS - start)) -le 30 ]] || xv_fail "the refusal took more than 30 s"
+	[[ $((SECONDS - start)) -le $1 ]] || xv_fail "the refusal took more than $1 s"
 	grep -qi 'access denied' <<<"$out" || xv_fail "the refusal does not say access denied"
 }
 
@@ -58,7 +59,7 @@ mounts rw
 
 echo "--- a CID no export admits"
 exports "$xv_export vsock:5(rw,$opts)"
-denied
+denied 30
 
 echo "--- the command line"
 : >/etc/exports
@@ -70,7 +71,9 @@ mounts rw
 echo "\$ exportfs -u vsock:1:$xv_export"
 exportfs -u "vsock:1:$xv_export" || xv_fail "exportfs -u vsock:1:$xv_export failed"
 ! exportfs -v | grep -q 'vsock:1(' || xv_fail "vsock:1 is still exported"
-denied
+# After an unexport the refusal has taken 4 to 46 s (the client retries
+# on the state of the mount just before); the 30 s bound is for new CIDs.
+denied 90
 
 echo "--- malformed clients"
 for bad in vsock: vsock:x vsock:4294967296 vsock:-1 vsock:1x vsock:4294967295; do

@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! xv-vsockd: a vhost-user virtio-vsock device that joins several QEMU
+//! guests so they talk AF_VSOCK to each other (see README.md).
+//!
+//! `packet` is the wire format, `router` the shared CID map and bounded
+//! per-guest receive FIFOs, `device` the virtqueue processing (testable with
+//! mock queues), `backend` the vhost-user glue, `control` the control socket.
+
+pub mod backend;
+pub mod cli;
+pub mod control;
+pub mod device;
+pub mod packet;
+pub mod ratelimit;
+pub mod router;

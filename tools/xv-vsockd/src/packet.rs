@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The virtio-vsock packet header and the packets the device keeps queued.
+//!
+//! virtio-bindings has no vsock definitions, so the constants below are taken
+//! from the virtio specification (5.10, "Socket Device").
+
+/// Size of `struct virtio_vsock_hdr` on the wire.
+pub const HDR_LEN: usize = 44;
+
+/// The largest payload a guest sends in one packet (Linux's
+/// `VIRTIO_VSOCK_MAX_PKT_BUF_SIZE`); anything longer is malformed.
+pub const MAX_PAYLOAD: usize = 64 * 1024;
+
+/// `VIRTIO_VSOCK_TYPE_STREAM`, the only socket type this device offers.
+pub const TYPE_STREAM: u16 = 1;
+
+pub const OP_REQUEST: u16 = 1;
+pub const OP_RESPONSE: u16 = 2;
+pub const OP_RST: u16 = 3;
+pub const OP_SHUTDOWN: u16 = 4;
+pub const OP_RW: u16 = 5;
+pub const OP_CREDIT_UPDATE: u16 = 6;
+pub const OP_CREDIT_REQUEST: u16 = 7;
+
+/// `VIRTIO_VSOCK_EVENT_TRANSPORT_RESET`, the id of `struct virtio_vsock_event`.
+pub const EVENT_TRANSPORT_RESET: u32 = 0;
+
+/// Reserved CIDs: no guest and no alias may use them.
+pub const CID_HYPERVISOR: u64 = 0;
+pub const CID_LOCAL: u64 = 1;
+pub const CID_HOST: u64 = 2;
+/// `VMADDR_CID_ANY`: Linux keeps CIDs in 32 bits, and this one is a wildcard.
+pub const CID_ANY: u64 = 0xffff_ffff;
+
+/// `struct virtio_vsock_hdr`, decoded. All fields are little-endian on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    pub src_cid: u64,
+    pub dst_cid: u64,
+    pub src_port: u32,
+    pub dst_port: u32,
+    pub len: u32,
+    pub type_: u16,
+    pub op: u16,
+    pub flags: u32,
+    pub buf_alloc: u32,
+    pub fwd_cnt: u32,
+}
+
+fn le_u16(b: &[u8; HDR_LEN], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn le_u32(b: &[u8; HDR_LEN], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn le_u64(b: &[u8; HDR_LEN], at: usize) -> u64 {
+    u64::from(le_u32(b, at)) | (u64::from(le_u32(b, at + 4)) << 32)
+}
+
+impl Header {
+    pub fn from_bytes(b: &[u8; HDR_LEN]) -> Self {
+        Header {
+            src_cid: le_u64(b, 0),
+            dst_cid: le_u64(b, 8),
+            src_port: le_u32(b, 16),
+            dst_port: le_u32(b, 20),
+            len: le_u32(b, 24),
+            type_: le_u16(b, 28),
+            op: le_u16(b, 30),
+            flags: le_u32(b, 32),
+            buf_alloc: le_u32(b, 36),
+            fwd_cnt: le_u32(b, 40),
+        }
+    }
+
+    pub fn to_bytes(&self) -> [u8; HDR_LEN] {
+        let mut b = [0u8; HDR_LEN];
+        b[0..8].copy_from_slice(&self.src_cid.to_le_bytes());
+        b[8..16].copy_from_slice(&self.dst_cid.to_le_bytes());
+        b[16..20].copy_from_slice(&self.src_port.to_le_bytes());
+        b[20..24].copy_from_slice(&self.dst_port.to_le_bytes());
+        b[24..28].copy_from_slice(&self.len.to_le_bytes());
+        b[28..30].copy_from_slice(&self.type_.to_le_bytes());
+        b[30..32].copy_from_slice(&self.op.to_le_bytes());
+        b[32..36].copy_from_slice(&self.flags.to_le_bytes());
+        b[36..40].copy_from_slice(&self.buf_alloc.to_le_bytes());
+        b[40..44].copy_from_slice(&self.fwd_cnt.to_le_bytes());
+        b
+    }
+
+    /// The RST a peer would answer this packet with: addresses swapped, no
+    /// payload, no credit. `src_cid` is the destination as the sender wrote it
+    /// (an alias stays an alias), so the sender's socket matches the reply.
+    pub fn rst_reply(&self) -> Header {
+        Header {
+            src_cid: self.dst_cid,
+            dst_cid: self.src_cid,
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+            len: 0,
+            type_: self.type_,
+            op: OP_RST,
+            flags: 0,
+            buf_alloc: 0,
+            fwd_cnt: 0,
+        }
+    }
+
+    pub fn op_is_known(&self) -> bool {
+        (OP_REQUEST..=OP_CREDIT_REQUEST).contains(&self.op)
+    }
+}
+
+/// A packet on its way to a guest. After a split delivery, `off` marks how
+/// much of the payload already went out; the header stays the original one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    pub hdr: Header,
+    data: Vec<u8>,
+    off: usize,
+}
+
+impl Packet {
+    /// A packet whose header `len` is set from `data`; the caller has checked
+    /// that `data` is at most `MAX_PAYLOAD` bytes.
+    pub fn new(mut hdr: Header, data: Vec<u8>) -> Self {
+        hdr.len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        Packet { hdr, data, off: 0 }
+    }
+
+    /// The payload not yet delivered.
+    pub fn remaining(&self) -> &[u8] {
+        self.data.get(self.off..).unwrap_or(&[])
+    }
+
+    /// Mark `n` more payload bytes as delivered.
+    pub fn advance(&mut self, n: usize) {
+        self.off = self.off.saturating_add(n).min(self.data.len());
+    }
+
+    /// What the packet costs against a receive queue's byte bound: the header
+    /// counts too, so a flood of header-only packets is bounded as well.
+    pub fn cost(&self) -> usize {
+        HDR_LEN + self.remaining().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip_is_little_endian() {
+        let h = Header {
+            src_cid: 0x0102_0304_0506_0708,
+            dst_cid: 3,
+            src_port: 0x1122_3344,
+            dst_port: 2049,
+            len: 512,
+            type_: TYPE_STREAM,
+            op: OP_RW,
+            flags: 0xa0b0_c0d0,
+            buf_alloc: 262_144,
+            fwd_cnt: 77,
+        };
+        let b = h.to_bytes();
+        assert_eq!(b[0], 0x08);
+        assert_eq!(b[7], 0x01);
+        assert_eq!(&b[8..16], &3u64.to_le_bytes());
+        assert_eq!(&b[16..20], &[0x44, 0x33, 0x22, 0x11]);
+        assert_eq!(&b[28..30], &[1, 0]);
+        assert_eq!(&b[30..32], &[5, 0]);
+        assert_eq!(&b[40..44], &77u32.to_le_bytes());
+        assert_eq!(Header::from_bytes(&b), h);
+    }
+
+    #[test]
+    fn rst_reply_swaps_addresses_and_drops_credit() {
+        let h = Header {
+            src_cid: 3,
+            dst_cid: 9,
+            src_port: 1000,
+            dst_port: 2049,
+            len: 4,
+            type_: TYPE_STREAM,
+            op: OP_REQUEST,
+            flags: 1,
+            buf_alloc: 100,
+            fwd_cnt: 5,
+        };
+        let r = h.rst_reply();
+        assert_eq!((r.src_cid, r.dst_cid), (9, 3));
+        assert_eq!((r.src_port, r.dst_port), (2049, 1000));
+        assert_eq!(
+            (r.op, r.len, r.buf_alloc, r.fwd_cnt, r.flags),
+            (OP_RST, 0, 0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn packet_accounting_follows_delivery() {
+        let mut p = Packet::new(Header::default(), vec![7; 100]);
+        assert_eq!(p.hdr.len, 100);
+        assert_eq!(p.cost(), HDR_LEN + 100);
+        p.advance(60);
+        assert_eq!(p.remaining().len(), 40);
+        assert_eq!(p.cost(), HDR_LEN + 40);
+        p.advance(1000);
+        assert!(p.remaining().is_empty());
+    }
+}
