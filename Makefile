@@ -6,7 +6,7 @@
 FLAVOUR ?= debug
 RUST_SOURCES = $(wildcard rust/*.rs rust/core/*.rs rust/core/tests/*.rs)
 
-.PHONY: all module kernel nfs-utils setup check demo bench series-check host-test clippy rustfmt clean
+.PHONY: all module kernel nfs-utils setup check demo demo-loopback bench series-check host-test clippy rustfmt clean
 
 all: module
 
@@ -37,6 +37,9 @@ check:
 
 demo:
 	@scripts/demo
+
+demo-loopback:
+	@scripts/demo-loopback
 
 bench:
 	@scripts/bench
