@@ -215,11 +215,12 @@ pub fn serve_guest(
         }
         if handlers.iter().all(|h| Arc::strong_count(h) == 1) {
             for fd in lock(&backend.exit_fds).drain(..) {
-                // SAFETY: we created this eventfd in exit_event; the library
-                // gave up ownership (into_raw_fd) to its epoll, which is
-                // closed now that the worker and its handler are gone, and
-                // nothing else closes it.
-                drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                // We created this eventfd in exit_event and handed it to the
+                // library's epoll, which is closed now that the worker and
+                // its handler are gone; nothing else closes it.
+                // SAFETY: `fd` is open and owned by no one else (see above).
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                drop(owned);
             }
         }
     }
