@@ -2,9 +2,13 @@
 
 //! The control socket: one command a line, one answer line each.
 //!
-//! * `reset CID`: send VIRTIO_VSOCK_EVENT_TRANSPORT_RESET to that guest (CID
-//!   or alias), as a live migration does; the guest drops all its
-//!   connections. Answers `ok` once the guest has the event.
+//! * `reset CID`: do to that guest (CID or alias) what a live migration
+//!   does. Its peers first get a RST for each connection they have with it,
+//!   as the source host's vhost-vsock resets its sockets when the guest's
+//!   device is released there; then the guest gets
+//!   VIRTIO_VSOCK_EVENT_TRANSPORT_RESET and drops all its connections.
+//!   Answers `ok` once the guest has the event. The errors for an unknown or
+//!   unconnected guest, or one without an event queue, change nothing.
 //! * `stats`: one line of per-guest counters.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -44,6 +48,7 @@ pub fn handle_command(router: &Router, line: &str, timeout: Duration) -> String 
                      (QEMU keeps it)"
                 );
             }
+            router.reset_orphans(index);
             if port.request_reset(timeout) {
                 "ok".to_string()
             } else {
@@ -108,7 +113,9 @@ pub fn serve_control(router: Arc<Router>, listener: UnixListener) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::GuestConfig;
+    use crate::packet::{Header, Packet, OP_REQUEST};
+    use crate::router::{GuestConfig, Route};
+    use std::sync::atomic::Ordering;
 
     fn router() -> Router {
         Router::new(
@@ -147,6 +154,36 @@ mod tests {
         r.port(1).set_event_queue(true);
         assert!(handle_command(&r, "reset 2", t).contains("stays queued"));
         assert_eq!(r.port(1).pending_resets(), 1);
+    }
+
+    #[test]
+    fn reset_resets_the_guests_peers_first() {
+        let r = router();
+        let t = Duration::from_millis(10);
+        r.connect(0);
+        r.connect(1);
+        let req = Header {
+            op: OP_REQUEST,
+            ..Header::rst((3, 1234), (2, 2049))
+        };
+        assert_eq!(r.forward(0, Packet::new(req, Vec::new())), Route::Queued(1));
+        assert_eq!(r.tracked_counts(), [1, 1]);
+        // An error changes nothing.
+        assert!(handle_command(&r, "reset 2", t).contains("did not hand over the event queue"));
+        assert_eq!(
+            (r.tracked_counts(), r.port(0).queued_packets()),
+            (vec![1, 1], 0)
+        );
+        r.port(1).set_event_queue(true);
+        assert!(handle_command(&r, "reset 2", t).contains("stays queued"));
+        assert_eq!(r.tracked_counts(), [0, 0]);
+        let mut got = Vec::new();
+        r.port(0).drain(|p| {
+            got.push(p.hdr);
+            Some(true)
+        });
+        assert_eq!(got, [Header::rst((2, 2049), (3, 1234))]);
+        assert_eq!(r.port(0).stats.orphans_reset.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub const OP_RW: u16 = 5;
 pub const OP_CREDIT_UPDATE: u16 = 6;
 pub const OP_CREDIT_REQUEST: u16 = 7;
 
+/// `flags` of a SHUTDOWN: `VIRTIO_VSOCK_SHUTDOWN_F_RECEIVE` and `_F_SEND`.
+pub const SHUTDOWN_RCV: u32 = 1;
+pub const SHUTDOWN_SEND: u32 = 2;
+
 /// `VIRTIO_VSOCK_EVENT_TRANSPORT_RESET`, the id of `struct virtio_vsock_event`.
 pub const EVENT_TRANSPORT_RESET: u32 = 0;
 
@@ -91,21 +95,30 @@ impl Header {
         b
     }
 
-    /// The RST a peer would answer this packet with: addresses swapped, no
-    /// payload, no credit. `src_cid` is the destination as the sender wrote it
-    /// (an alias stays an alias), so the sender's socket matches the reply.
-    pub fn rst_reply(&self) -> Header {
+    /// A STREAM RST from `(cid, port)` to `(cid, port)`: no payload, no credit.
+    pub fn rst(src: (u64, u32), dst: (u64, u32)) -> Header {
         Header {
-            src_cid: self.dst_cid,
-            dst_cid: self.src_cid,
-            src_port: self.dst_port,
-            dst_port: self.src_port,
+            src_cid: src.0,
+            dst_cid: dst.0,
+            src_port: src.1,
+            dst_port: dst.1,
             len: 0,
-            type_: self.type_,
+            type_: TYPE_STREAM,
             op: OP_RST,
             flags: 0,
             buf_alloc: 0,
             fwd_cnt: 0,
+        }
+    }
+
+    /// The RST a peer would answer this packet with: addresses swapped, no
+    /// payload, no credit. `src_cid` is the destination as the sender wrote it
+    /// (an alias stays an alias), so the sender's socket matches the reply.
+    /// The type stays the packet's, so a bad type is answered in kind.
+    pub fn rst_reply(&self) -> Header {
+        Header {
+            type_: self.type_,
+            ..Header::rst((self.dst_cid, self.dst_port), (self.src_cid, self.src_port))
         }
     }
 

@@ -3,9 +3,17 @@
 //! The shared part: one port per guest (its bounded receive FIFO, its wake-up
 //! eventfd, its counters) and the CID map that routes packets between them.
 //!
-//! The device keeps no connection state: credit flow control is end to end
-//! between the guests. The byte bound on each FIFO is only a safety net so a
-//! guest that stops reading cannot make the daemon grow without limit.
+//! Credit flow control is end to end between the guests, so the data path
+//! keeps no connection state. The byte bound on each FIFO is only a safety net
+//! so a guest that stops reading cannot make the daemon grow without limit.
+//!
+//! The router does remember which stream connections are open between guests
+//! (`Conns`), learned from the REQUEST, RESPONSE, SHUTDOWN and RST packets it
+//! forwards, for one purpose: when a guest goes away (its QEMU exits, or it
+//! is reset as in a live migration) its peers get a RST for each connection
+//! they had with it, as Linux's vhost-vsock resets the host sockets whose
+//! guest is gone (`vhost_vsock_reset_orphans`). Without it a peer keeps a dead
+//! connection until it next sends on it, which a server may never do.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -15,10 +23,26 @@ use std::time::Duration;
 
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use crate::packet::{Packet, CID_ANY, CID_HYPERVISOR, CID_LOCAL};
+use crate::packet::{
+    Header, Packet, CID_ANY, CID_HYPERVISOR, CID_LOCAL, OP_REQUEST, OP_RESPONSE, OP_RST,
+    OP_SHUTDOWN, SHUTDOWN_RCV, SHUTDOWN_SEND,
+};
+use crate::warn_limited;
 
 /// Default byte bound of each guest's receive FIFO.
 pub const DEFAULT_QUEUE_LIMIT: usize = 4 << 20;
+
+/// How many connections each guest may have tracked as the side that
+/// connected; beyond it new connections are not tracked (their peers are not
+/// reset if this guest goes away) and a warning is logged. A tracked
+/// connection costs well under 100 bytes here and, when its guest goes away,
+/// one RST queued past the peer's FIFO bound (see `GuestPort::push_reset`);
+/// 8192 keeps both under a MiB per guest, far above what the workloads hold
+/// (an NFS mount is one or two connections), and a guest that opens
+/// connections without end cannot make the table grow without limit.
+/// Charging the connecting side, not both ends, means a guest flooding a
+/// server with connections uses up only its own share, not the server's.
+pub const MAX_TRACKED_PER_GUEST: usize = 8192;
 
 /// Lock a mutex even if a thread panicked while holding it: the data behind
 /// our mutexes stays consistent between statements, and one broken guest
@@ -37,6 +61,9 @@ pub struct Stats {
     pub dropped: AtomicU64,
     pub paused: AtomicU64,
     pub resets: AtomicU64,
+    /// RSTs queued for this guest because the other end of one of its
+    /// connections went away.
+    pub orphans_reset: AtomicU64,
 }
 
 /// Add to a counter; the counters are only read for `stats`, so no ordering.
@@ -141,6 +168,26 @@ impl GuestPort {
         Ok(())
     }
 
+    /// Queue one of `Router::reset_orphans`'s RSTs, past the byte bound if
+    /// need be. These cannot take the way of the device's other RSTs (held
+    /// in the sender's transmit side until the FIFO has room): the guest they
+    /// speak for is gone or being reset, so there is no sender to pause and
+    /// retry, and dropping one leaves the very connection hanging that it is
+    /// meant to end. The overshoot is bounded by the connection table: at
+    /// most `2 * MAX_TRACKED_PER_GUEST` headers per peer for each guest that
+    /// goes away. Returns whether the guest is connected to take it.
+    fn push_reset(&self, pkt: Packet) -> bool {
+        let mut fifo = lock(&self.fifo);
+        if !fifo.connected {
+            return false;
+        }
+        fifo.bytes += pkt.cost();
+        fifo.packets.push_back(pkt);
+        drop(fifo);
+        self.wake();
+        true
+    }
+
     /// Let `f` deliver from the head of the FIFO. `f` gets the head packet and
     /// returns whether it was delivered whole (`None` to stop: no more
     /// receive buffers). Returns the ports to wake: those waiting for room,
@@ -216,10 +263,144 @@ pub enum Route {
     Unreachable(Packet),
 }
 
+/// One end of a connection: a guest (its port index) and its vsock port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct End {
+    guest: usize,
+    port: u32,
+}
+
+/// A tracked connection.
+struct Conn {
+    /// The guest that connected (sent the REQUEST), charged for the entry
+    /// against `MAX_TRACKED_PER_GUEST`.
+    client: usize,
+    /// The SHUTDOWN flags each end (in key order) has sent so far; Linux
+    /// accumulates them the same way (`peer_shutdown`).
+    shutdown: [u32; 2],
+}
+
+/// The stream connections between guests, keyed by their two ends, lower one
+/// first, so a packet finds its connection whichever way it goes. Learned
+/// from forwarded packets, following Linux's virtio transport
+/// (net/vmw_vsock/virtio_transport_common.c):
+///
+/// * a REQUEST or RESPONSE makes a connection live. One that never comes up
+///   is forgotten too: a refused REQUEST is answered with RST, and so is a
+///   RESPONSE reaching a connector that gave up.
+/// * RST, either way, ends it.
+/// * a SHUTDOWN ends it once one end has sent both flags. A closing socket
+///   sends SHUTDOWN with both flags (`virtio_transport_close`) and waits for
+///   the RST the peer answers with (`virtio_transport_recv_connected`), or
+///   sends one itself after 8 s. The peer has already taken its socket out
+///   of the connected table, and the closing one has its close timeout
+///   pending, which `vhost_vsock_reset_orphans` leaves alone too (and after
+///   shutdown(SHUT_RDWR) without close the socket can neither read nor write
+///   anyway). So a RST from us there would change nothing.
+///
+/// One map for all guests: a packet touches both ends' entries under one
+/// lock, and only `reset_orphans` and `stats` need a guest's whole set, rarely
+/// enough to scan for it.
+struct Conns {
+    live: HashMap<(End, End), Conn>,
+    /// Connections each guest is charged for (see `Conn::client`).
+    charged: Vec<usize>,
+}
+
+/// The flags with which a SHUTDOWN ends a connection.
+const SHUTDOWN_BOTH: u32 = SHUTDOWN_RCV | SHUTDOWN_SEND;
+
+impl Conns {
+    /// The key of the connection between `a` and `b`, and which end of it
+    /// `a` is.
+    fn key(a: End, b: End) -> ((End, End), usize) {
+        if a <= b {
+            ((a, b), 0)
+        } else {
+            ((b, a), 1)
+        }
+    }
+
+    /// Learn from a packet `from` sent `to`, now queued. `Err(guest)`: a new
+    /// connection was not tracked because `guest`, its connecting side, has
+    /// its share of the table.
+    fn learn(&mut self, from: End, to: End, hdr: &Header) -> Result<(), usize> {
+        let (key, side) = Conns::key(from, to);
+        match hdr.op {
+            OP_REQUEST | OP_RESPONSE => {
+                if let Some(conn) = self.live.get_mut(&key) {
+                    // The RESPONSE to a tracked REQUEST, or a REQUEST reusing
+                    // the ports of a connection whose end we did not see.
+                    conn.shutdown = [0; 2];
+                    return Ok(());
+                }
+                let client = if hdr.op == OP_REQUEST {
+                    from.guest
+                } else {
+                    to.guest
+                };
+                if self.charged[client] >= MAX_TRACKED_PER_GUEST {
+                    return Err(client);
+                }
+                self.charged[client] += 1;
+                self.live.insert(
+                    key,
+                    Conn {
+                        client,
+                        shutdown: [0; 2],
+                    },
+                );
+            }
+            OP_RST => self.forget(&key),
+            OP_SHUTDOWN => {
+                if let Some(conn) = self.live.get_mut(&key) {
+                    conn.shutdown[side] |= hdr.flags & SHUTDOWN_BOTH;
+                    if conn.shutdown[side] == SHUTDOWN_BOTH {
+                        self.forget(&key);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn forget(&mut self, key: &(End, End)) {
+        if let Some(conn) = self.live.remove(key) {
+            self.charged[conn.client] -= 1;
+        }
+    }
+
+    /// Forget every connection of `guest`. Returns them as (the other end,
+    /// the guest's end), sorted so the peers get their RSTs in a stable order.
+    fn take_guest(&mut self, guest: usize) -> Vec<(End, End)> {
+        let mut gone = Vec::new();
+        let charged = &mut self.charged;
+        self.live.retain(|&(a, b), conn| {
+            if a.guest != guest && b.guest != guest {
+                return true;
+            }
+            charged[conn.client] -= 1;
+            gone.push(if a.guest == guest { (b, a) } else { (a, b) });
+            false
+        });
+        gone.sort_unstable();
+        gone
+    }
+}
+
+/// Whether forwarding this packet can change the connection table. The
+/// type needs no check: the device forwards nothing but STREAM.
+fn changes_connections(hdr: &Header) -> bool {
+    matches!(hdr.op, OP_REQUEST | OP_RESPONSE | OP_RST | OP_SHUTDOWN)
+}
+
 pub struct Router {
     ports: Vec<GuestPort>,
     by_cid: HashMap<u64, usize>,
     by_alias: HashMap<u64, usize>,
+    /// Taken before any FIFO lock, never after one.
+    conns: Mutex<Conns>,
 }
 
 /// A guest as configured on the command line.
@@ -270,10 +451,15 @@ impl Router {
         if let Some(a) = by_alias.keys().find(|a| by_cid.contains_key(*a)) {
             return Err(format!("alias {a} is also a guest's CID"));
         }
+        let conns = Mutex::new(Conns {
+            live: HashMap::new(),
+            charged: vec![0; ports.len()],
+        });
         Ok(Router {
             ports,
             by_cid,
             by_alias,
+            conns,
         })
     }
 
@@ -298,6 +484,12 @@ impl Router {
             .filter(|&i| self.ports[i].alias.is_none())
     }
 
+    /// The CID the other guests know the guest at `index` by.
+    fn visible_cid(&self, index: usize) -> u64 {
+        let port = &self.ports[index];
+        port.alias.unwrap_or(port.cid)
+    }
+
     /// The port for a CID as the control socket names it: real CID or alias.
     pub fn find(&self, cid: u64) -> Option<usize> {
         self.by_alias
@@ -308,18 +500,30 @@ impl Router {
 
     /// Route a validated packet from port `from`. The destination sees its
     /// own CID as `dst_cid` and the sender's alias (if any) as `src_cid`.
+    /// Packets that open or close a connection update the connection table
+    /// once they are queued.
     pub fn forward(&self, from: usize, pkt: Packet) -> Route {
         let Some(to) = self.lookup(pkt.hdr.dst_cid) else {
             return Route::Unreachable(pkt);
         };
         let original = pkt.hdr;
+        // Held across the push, so the table changes in the order packets
+        // are queued: the RST answering a REQUEST cannot be forwarded before
+        // the REQUEST's entry exists (and leave it behind), and
+        // `reset_orphans` sees every connection a queued packet opened.
+        let mut conns = changes_connections(&original).then(|| lock(&self.conns));
         let mut pkt = pkt;
         pkt.hdr.dst_cid = self.ports[to].cid;
         if let Some(a) = self.ports[from].alias {
             pkt.hdr.src_cid = a;
         }
         match self.ports[to].push(from, pkt) {
-            Ok(()) => Route::Queued(to),
+            Ok(()) => {
+                if let Some(conns) = conns.as_mut() {
+                    self.learn(conns, from, to, &original);
+                }
+                Route::Queued(to)
+            }
             Err(PushError::Full(mut p)) => {
                 p.hdr = original;
                 Route::Full(p)
@@ -329,6 +533,82 @@ impl Router {
                 Route::Unreachable(p)
             }
         }
+    }
+
+    /// Update the connection table for a packet `from` sent `to` (`hdr` as
+    /// the sender wrote it).
+    fn learn(&self, conns: &mut Conns, from: usize, to: usize, hdr: &Header) {
+        // A guest's worker may still forward what it read before its
+        // front-end went away after `disconnect` has reset its peers; a
+        // connection learned now would stay behind, so ignore the packet.
+        if !self.ports[from].is_connected() {
+            return;
+        }
+        let ends = (
+            End {
+                guest: from,
+                port: hdr.src_port,
+            },
+            End {
+                guest: to,
+                port: hdr.dst_port,
+            },
+        );
+        if let Err(client) = conns.learn(ends.0, ends.1, hdr) {
+            warn_limited!(
+                "guest {}: {MAX_TRACKED_PER_GUEST} connections tracked, not tracking \
+                 {}:{} -> {}:{}; its peer will not be reset if the guest goes away",
+                self.ports[client].cid,
+                hdr.src_cid,
+                hdr.src_port,
+                hdr.dst_cid,
+                hdr.dst_port
+            );
+        }
+    }
+
+    /// Tell the peers of the guest at `index` that its connections are gone,
+    /// as Linux's `vhost_vsock_reset_orphans` does for the host sockets of a
+    /// guest whose vhost device is released: a RST for each connection
+    /// tracked with it, from the address the peer knows (the guest's alias if
+    /// it has one), and the connections forgotten. Returns the RSTs queued.
+    pub fn reset_orphans(&self, index: usize) -> u64 {
+        let mut conns = lock(&self.conns);
+        let src_cid = self.visible_cid(index);
+        let mut sent = 0;
+        for (peer, own) in conns.take_guest(index) {
+            // Both ends in this guest: only a guest that bypasses its
+            // loopback transport makes these, and it loses them itself.
+            if peer.guest == index {
+                continue;
+            }
+            let to = &self.ports[peer.guest];
+            let rst = Header::rst((src_cid, own.port), (to.cid, peer.port));
+            if to.push_reset(Packet::new(rst, Vec::new())) {
+                bump(&to.stats.orphans_reset, 1);
+                sent += 1;
+            }
+        }
+        drop(conns);
+        if sent > 0 {
+            log::info!(
+                "guest {}: reset {sent} connection(s) of its peers",
+                self.ports[index].cid
+            );
+        }
+        sent
+    }
+
+    /// How many tracked connections each guest takes part in.
+    pub fn tracked_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.ports.len()];
+        for (a, b) in lock(&self.conns).live.keys() {
+            counts[a.guest] += 1;
+            if b.guest != a.guest {
+                counts[b.guest] += 1;
+            }
+        }
+        counts
     }
 
     pub fn wake_all(&self, indices: &[usize]) {
@@ -345,9 +625,10 @@ impl Router {
     }
 
     /// The guest's front-end went away: drop what was queued for it (its
-    /// connections are gone with it) and wake the senders that waited for
-    /// room, so their packets now get RST instead of waiting forever.
-    /// Reset events not yet delivered are moot too.
+    /// connections are gone with it), wake the senders that waited for
+    /// room, so their packets now get RST instead of waiting forever, and
+    /// reset the peers' ends of its connections. Reset events not yet
+    /// delivered are moot too.
     pub fn disconnect(&self, index: usize) {
         let port = &self.ports[index];
         let mut fifo = lock(&port.fifo);
@@ -357,6 +638,9 @@ impl Router {
         let waiters = std::mem::take(&mut fifo.waiters);
         drop(fifo);
         self.wake_all(&waiters);
+        // After `connected` is cleared: from here on `learn` ignores this
+        // guest's packets, so no connection of it is left behind.
+        self.reset_orphans(index);
         let mut ev = lock(&port.events);
         ev.delivered = ev.requested;
         drop(ev);
@@ -367,6 +651,7 @@ impl Router {
     /// One line of counters for the control socket.
     pub fn stats_line(&self) -> String {
         let mut line = String::new();
+        let tracked = self.tracked_counts();
         for (i, p) in self.ports.iter().enumerate() {
             let s = &p.stats;
             let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -374,7 +659,8 @@ impl Router {
             let _ = write!(
                 line,
                 "{}cid={} alias={} up={} queued_pkts={} queued_bytes={} tx_pkts={} tx_bytes={} \
-                 rx_pkts={} rx_bytes={} rst={} dropped={} paused={} resets={}",
+                 rx_pkts={} rx_bytes={} rst={} dropped={} paused={} resets={} \
+                 orphans_reset={} conns={}",
                 if i == 0 { "" } else { "; " },
                 p.cid,
                 p.alias.map_or_else(|| "-".to_string(), |a| a.to_string()),
@@ -389,6 +675,8 @@ impl Router {
                 get(&s.dropped),
                 get(&s.paused),
                 get(&s.resets),
+                get(&s.orphans_reset),
+                tracked[i],
             );
         }
         line
@@ -398,7 +686,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::{Header, HDR_LEN, OP_RW, TYPE_STREAM};
+    use crate::packet::{HDR_LEN, OP_RW, TYPE_STREAM};
 
     fn guests(list: &[(u64, Option<u64>)]) -> Vec<GuestConfig> {
         list.iter()
@@ -491,6 +779,76 @@ mod tests {
         assert!(matches!(r.forward(0, rw(3, 4, 1)), Route::Unreachable(_)));
     }
 
+    /// A control packet of a connection between `src:sport` and `dst:dport`.
+    fn ctl(src: (u64, u32), dst: (u64, u32), op: u16) -> Packet {
+        Packet::new(
+            Header {
+                op,
+                buf_alloc: 4096,
+                ..Header::rst(src, dst)
+            },
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    fn tracking_is_capped_per_connecting_guest() {
+        let r = Router::new(&guests(&[(3, None), (4, Some(2)), (5, None)]), 1 << 20).unwrap();
+        for i in 0..3 {
+            r.connect(i);
+        }
+        let cap = MAX_TRACKED_PER_GUEST as u32;
+        for port in 0..cap {
+            assert_eq!(
+                r.forward(0, ctl((3, port), (2, 2049), OP_REQUEST)),
+                Route::Queued(1)
+            );
+        }
+        assert_eq!(r.tracked_counts(), [cap as usize, cap as usize, 0]);
+        // Guest 3 has its share: its next connection is forwarded, not tracked.
+        let extra = ctl((3, cap), (2, 2049), OP_REQUEST);
+        assert_eq!(r.forward(0, extra.clone()), Route::Queued(1));
+        // Nor when 3 is the connecting side of a RESPONSE.
+        assert_eq!(
+            r.forward(1, ctl((4, 2049), (3, cap + 1), OP_RESPONSE)),
+            Route::Queued(0)
+        );
+        assert_eq!(r.tracked_counts(), [cap as usize, cap as usize, 0]);
+        // The server's connections from others are not limited by 3's.
+        assert_eq!(
+            r.forward(2, ctl((5, 1), (2, 2049), OP_REQUEST)),
+            Route::Queued(1)
+        );
+        assert_eq!(r.tracked_counts(), [cap as usize, cap as usize + 1, 1]);
+        // One of 3's ends, and its share has room again.
+        assert_eq!(
+            r.forward(1, ctl((4, 2049), (3, 0), OP_RST)),
+            Route::Queued(0)
+        );
+        assert_eq!(r.forward(0, extra), Route::Queued(1));
+        assert_eq!(r.tracked_counts(), [cap as usize, cap as usize + 1, 1]);
+    }
+
+    #[test]
+    fn packets_of_a_disconnected_guest_open_no_connection() {
+        let r = Router::new(&guests(&[(3, None), (4, None)]), 1 << 20).unwrap();
+        r.connect(0);
+        r.connect(1);
+        r.disconnect(0);
+        // Its worker may still be forwarding what it read before.
+        assert_eq!(
+            r.forward(0, ctl((3, 1), (4, 2), OP_REQUEST)),
+            Route::Queued(1)
+        );
+        assert_eq!(r.tracked_counts(), [0, 0]);
+        r.connect(0);
+        assert_eq!(
+            r.forward(0, ctl((3, 1), (4, 2), OP_REQUEST)),
+            Route::Queued(1)
+        );
+        assert_eq!(r.tracked_counts(), [1, 1]);
+    }
+
     #[test]
     fn stats_line_is_one_line() {
         let r = Router::new(&guests(&[(3, None), (4, Some(2))]), 10).unwrap();
@@ -498,5 +856,9 @@ mod tests {
         assert!(!line.contains('\n'));
         assert!(line.starts_with("cid=3 alias=- up=0 "), "{line}");
         assert!(line.contains("; cid=4 alias=2 up=0 "), "{line}");
+        assert!(
+            line.ends_with(" resets=0 orphans_reset=0 conns=0"),
+            "{line}"
+        );
     }
 }

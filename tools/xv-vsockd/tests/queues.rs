@@ -13,7 +13,7 @@ use common::*;
 use proptest::prelude::*;
 use xv_vsockd::packet::{
     Header, CID_ANY, HDR_LEN, MAX_PAYLOAD, OP_CREDIT_UPDATE, OP_REQUEST, OP_RESPONSE, OP_RST,
-    OP_RW, OP_SHUTDOWN,
+    OP_RW, OP_SHUTDOWN, SHUTDOWN_RCV, SHUTDOWN_SEND, TYPE_STREAM,
 };
 
 const BIG: usize = 1 << 20;
@@ -615,6 +615,254 @@ fn bogus_avail_index_does_not_hang() {
     b.rx.set_avail_idx(QSIZE + 5);
     assert_eq!(b.run_rx(), 0);
     assert_eq!(r.port(1).queued_packets(), 1);
+}
+
+/// A header-only packet `src:sport` -> `dst:dport` as a Linux guest sends it.
+fn ctl(src: (u64, u32), dst: (u64, u32), op: u16, flags: u32) -> Header {
+    Header {
+        src_port: src.1,
+        dst_port: dst.1,
+        flags,
+        ..hdr(src.0, dst.0, op, 0)
+    }
+}
+
+/// Have `g` transmit these packets; all must be taken.
+fn send(g: &mut TestGuest<'_>, pkts: &[Header]) {
+    for h in pkts {
+        g.tx.add_readable(&[&h.to_bytes()]);
+    }
+    assert_eq!(g.run_tx().used as usize, pkts.len());
+}
+
+/// The headers `g` receives from here on.
+fn receive(g: &mut TestGuest<'_>) -> Vec<Header> {
+    g.post_rx(16, 4096);
+    g.run_rx();
+    g.received().into_iter().map(|(h, _)| h).collect()
+}
+
+/// The RST a peer gets for a connection whose other end went away, written
+/// out field by field.
+fn orphan_rst(src: (u64, u32), dst: (u64, u32)) -> Header {
+    Header {
+        src_cid: src.0,
+        dst_cid: dst.0,
+        src_port: src.1,
+        dst_port: dst.1,
+        len: 0,
+        type_: TYPE_STREAM,
+        op: OP_RST,
+        flags: 0,
+        buf_alloc: 0,
+        fwd_cnt: 0,
+    }
+}
+
+fn orphans_reset(r: &xv_vsockd::router::Router, index: usize) -> u64 {
+    r.port(index)
+        .stats
+        .orphans_reset
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn request_and_response_make_a_connection_tracked() {
+    let (m3, m4, m5) = (new_mem(), new_mem(), new_mem());
+    let r = router(&[(3, None), (4, Some(2)), (5, None)], BIG);
+    let mut g3 = TestGuest::new(&m3, &r, 0);
+    let mut g4 = TestGuest::new(&m4, &r, 1);
+    let mut g5 = TestGuest::new(&m5, &r, 2);
+    // 3 connects to "the host"; the RESPONSE is the same connection.
+    send(&mut g3, &[ctl((3, 1234), (2, 2049), OP_REQUEST, 0)]);
+    assert_eq!(r.tracked_counts(), [1, 1, 0]);
+    send(&mut g4, &[ctl((4, 2049), (3, 1234), OP_RESPONSE, 0)]);
+    assert_eq!(r.tracked_counts(), [1, 1, 0]);
+    // A RESPONSE whose REQUEST was not seen makes a connection live too.
+    send(&mut g5, &[ctl((5, 700), (3, 800), OP_RESPONSE, 0)]);
+    assert_eq!(r.tracked_counts(), [2, 1, 1]);
+    // Data and credit on ports never connected do not.
+    g3.tx.add_readable(&[&rw_bytes(3, 5, b"x")]);
+    g3.tx
+        .add_readable(&[&ctl((3, 1), (5, 2), OP_CREDIT_UPDATE, 0).to_bytes()]);
+    assert_eq!(g3.run_tx().used, 2);
+    assert_eq!(r.tracked_counts(), [2, 1, 1]);
+    // Nor does a REQUEST that could not be delivered.
+    r.disconnect(2);
+    assert_eq!(r.tracked_counts(), [1, 1, 0]);
+    send(&mut g3, &[ctl((3, 900), (5, 901), OP_REQUEST, 0)]);
+    assert_eq!(r.tracked_counts(), [1, 1, 0]);
+    assert!(r.stats_line().contains("cid=3 alias=- up=1 "));
+    assert!(r.stats_line().ends_with(" orphans_reset=0 conns=0"));
+}
+
+#[test]
+fn rst_either_way_forgets_the_connection() {
+    let (m3, m4) = (new_mem(), new_mem());
+    let r = router(&[(3, None), (4, Some(2))], BIG);
+    let mut g3 = TestGuest::new(&m3, &r, 0);
+    let mut g4 = TestGuest::new(&m4, &r, 1);
+    // Reset by the connecting side.
+    send(&mut g3, &[ctl((3, 1000), (2, 2049), OP_REQUEST, 0)]);
+    send(&mut g4, &[ctl((4, 2049), (3, 1000), OP_RESPONSE, 0)]);
+    send(&mut g3, &[ctl((3, 1000), (2, 2049), OP_RST, 0)]);
+    assert_eq!(r.tracked_counts(), [0, 0]);
+    // Refused by the listening side.
+    send(&mut g3, &[ctl((3, 1001), (2, 2049), OP_REQUEST, 0)]);
+    assert_eq!(r.tracked_counts(), [1, 1]);
+    send(&mut g4, &[ctl((4, 2049), (3, 1001), OP_RST, 0)]);
+    assert_eq!(r.tracked_counts(), [0, 0]);
+}
+
+/// Linux closes with SHUTDOWN(RCV|SEND) from the closing side, answered by
+/// RST (virtio_transport_close, virtio_transport_recv_connected); the
+/// connection is over at the SHUTDOWN. Flags add up per side, as in Linux.
+#[test]
+fn shutdown_with_both_flags_forgets_the_connection() {
+    let (m3, m4) = (new_mem(), new_mem());
+    let r = router(&[(3, None), (4, Some(2))], BIG);
+    let mut g3 = TestGuest::new(&m3, &r, 0);
+    let mut g4 = TestGuest::new(&m4, &r, 1);
+    let both = SHUTDOWN_RCV | SHUTDOWN_SEND;
+    for port in [1000, 1001, 1002] {
+        send(&mut g3, &[ctl((3, port), (2, 2049), OP_REQUEST, 0)]);
+        send(&mut g4, &[ctl((4, 2049), (3, port), OP_RESPONSE, 0)]);
+    }
+    assert_eq!(r.tracked_counts(), [3, 3]);
+    // 1000: a close() on the server, answered by the client's RST.
+    send(&mut g4, &[ctl((4, 2049), (3, 1000), OP_SHUTDOWN, both)]);
+    assert_eq!(r.tracked_counts(), [2, 2]);
+    send(&mut g3, &[ctl((3, 1000), (2, 2049), OP_RST, 0)]);
+    assert_eq!(r.tracked_counts(), [2, 2]);
+    // 1001: shutdown(SHUT_RD) then shutdown(SHUT_WR) on the client.
+    send(
+        &mut g3,
+        &[ctl((3, 1001), (2, 2049), OP_SHUTDOWN, SHUTDOWN_RCV)],
+    );
+    assert_eq!(r.tracked_counts(), [2, 2]);
+    send(
+        &mut g3,
+        &[ctl((3, 1001), (2, 2049), OP_SHUTDOWN, SHUTDOWN_SEND)],
+    );
+    assert_eq!(r.tracked_counts(), [1, 1]);
+    // 1002: each side shut one way only; nobody sends RST for that.
+    send(
+        &mut g3,
+        &[ctl((3, 1002), (2, 2049), OP_SHUTDOWN, SHUTDOWN_SEND)],
+    );
+    send(
+        &mut g4,
+        &[ctl((4, 2049), (3, 1002), OP_SHUTDOWN, SHUTDOWN_RCV)],
+    );
+    assert_eq!(r.tracked_counts(), [1, 1]);
+    receive(&mut g3);
+    r.disconnect(1);
+    assert_eq!(receive(&mut g3), [orphan_rst((2, 2049), (3, 1002))]);
+}
+
+#[test]
+fn disconnect_sends_nothing_for_closed_connections() {
+    let (m3, m4) = (new_mem(), new_mem());
+    let r = router(&[(3, None), (4, Some(2))], BIG);
+    let mut g3 = TestGuest::new(&m3, &r, 0);
+    let mut g4 = TestGuest::new(&m4, &r, 1);
+    let both = SHUTDOWN_RCV | SHUTDOWN_SEND;
+    // Closed normally, closed by RST, refused, and reset by the client.
+    send(&mut g3, &[ctl((3, 1000), (2, 2049), OP_REQUEST, 0)]);
+    send(&mut g4, &[ctl((4, 2049), (3, 1000), OP_RESPONSE, 0)]);
+    send(&mut g3, &[ctl((3, 1000), (2, 2049), OP_SHUTDOWN, both)]);
+    send(&mut g4, &[ctl((4, 2049), (3, 1000), OP_RST, 0)]);
+    send(&mut g3, &[ctl((3, 1001), (2, 2049), OP_REQUEST, 0)]);
+    send(&mut g4, &[ctl((4, 2049), (3, 1001), OP_RESPONSE, 0)]);
+    send(&mut g4, &[ctl((4, 2049), (3, 1001), OP_RST, 0)]);
+    send(&mut g3, &[ctl((3, 1002), (2, 111), OP_REQUEST, 0)]);
+    send(&mut g4, &[ctl((4, 111), (3, 1002), OP_RST, 0)]);
+    receive(&mut g3);
+    r.disconnect(1);
+    assert!(receive(&mut g3).is_empty());
+    assert_eq!(orphans_reset(&r, 0), 0);
+}
+
+#[test]
+fn disconnect_resets_peers_with_the_addresses_they_know() {
+    let (m3, m4, m5) = (new_mem(), new_mem(), new_mem());
+    let r = router(&[(3, None), (4, Some(2)), (5, None)], BIG);
+    let mut g3 = TestGuest::new(&m3, &r, 0);
+    let mut g4 = TestGuest::new(&m4, &r, 1);
+    let mut g5 = TestGuest::new(&m5, &r, 2);
+    // 3 and 5 mount from "the host", which also calls back to 3; 3 and 5
+    // have a connection of their own.
+    send(&mut g3, &[ctl((3, 1234), (2, 2049), OP_REQUEST, 0)]);
+    send(&mut g5, &[ctl((5, 1234), (2, 2049), OP_REQUEST, 0)]);
+    send(
+        &mut g4,
+        &[
+            ctl((4, 2049), (3, 1234), OP_RESPONSE, 0),
+            ctl((4, 2049), (5, 1234), OP_RESPONSE, 0),
+            ctl((4, 1500), (3, 9000), OP_REQUEST, 0),
+        ],
+    );
+    send(&mut g3, &[ctl((3, 9000), (2, 1500), OP_RESPONSE, 0)]);
+    send(&mut g3, &[ctl((3, 7), (5, 8), OP_REQUEST, 0)]);
+    send(&mut g5, &[ctl((5, 8), (3, 7), OP_RESPONSE, 0)]);
+    assert_eq!(r.tracked_counts(), [3, 3, 2]);
+    receive(&mut g3);
+    receive(&mut g5);
+
+    // The host's QEMU is killed: its peers see RST from 2.
+    r.disconnect(1);
+    let mut at3 = receive(&mut g3);
+    at3.sort_by_key(|h| h.src_port);
+    assert_eq!(
+        at3,
+        [
+            orphan_rst((2, 1500), (3, 9000)),
+            orphan_rst((2, 2049), (3, 1234))
+        ]
+    );
+    assert_eq!(receive(&mut g5), [orphan_rst((2, 2049), (5, 1234))]);
+    assert!(receive(&mut g4).is_empty());
+    assert_eq!(r.tracked_counts(), [1, 0, 1]);
+    assert_eq!((orphans_reset(&r, 0), orphans_reset(&r, 2)), (2, 1));
+    let stats = r.stats_line();
+    assert!(
+        stats.starts_with("cid=3 alias=- up=1 ") && stats.contains(" orphans_reset=2 conns=1; "),
+        "{stats}"
+    );
+
+    // A guest without an alias is known by its CID.
+    r.disconnect(0);
+    assert_eq!(receive(&mut g5), [orphan_rst((3, 7), (5, 8))]);
+    assert_eq!(r.tracked_counts(), [0, 0, 0]);
+}
+
+/// The RSTs are queued after what the gone guest had sent, and even when
+/// the peer's FIFO is at its bound.
+#[test]
+fn orphan_rst_gets_past_a_full_fifo() {
+    let (m3, m4) = (new_mem(), new_mem());
+    let limit = 2 * (HDR_LEN + 1000);
+    let r = router(&[(3, None), (4, Some(2))], limit);
+    let mut g3 = TestGuest::new(&m3, &r, 0);
+    let mut g4 = TestGuest::new(&m4, &r, 1);
+    send(&mut g3, &[ctl((3, 1234), (2, 2049), OP_REQUEST, 0)]);
+    send(&mut g4, &[ctl((4, 2049), (3, 1234), OP_RESPONSE, 0)]);
+    receive(&mut g3);
+    for i in 0..3 {
+        let mut data = hdr(4, 3, OP_RW, 1000);
+        (data.src_port, data.dst_port) = (2049, 1234);
+        let mut bytes = data.to_bytes().to_vec();
+        bytes.extend_from_slice(&pattern(1000, i));
+        g4.tx.add_readable(&[&bytes]);
+    }
+    assert!(g4.run_tx().paused);
+    assert_eq!(r.port(0).queued_bytes(), limit);
+    r.disconnect(1);
+    assert_eq!(r.port(0).queued_packets(), 3);
+    let got = receive(&mut g3);
+    assert_eq!(got.len(), 3);
+    assert!(got[..2].iter().all(|h| h.op == OP_RW && h.src_cid == 2));
+    assert_eq!(got[2], orphan_rst((2, 2049), (3, 1234)));
 }
 
 fn chunks_at(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
