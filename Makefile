@@ -6,7 +6,7 @@
 FLAVOUR ?= debug
 RUST_SOURCES = $(wildcard rust/*.rs rust/core/*.rs rust/core/tests/*.rs)
 
-.PHONY: all module kernel nfs-utils setup check demo demo-loopback bench series-check host-test clippy rustfmt clean
+.PHONY: all module kernel nfs-utils setup check demo demo-loopback bench series-check host-test clippy rustfmt docs clean
 
 all: module
 
@@ -46,6 +46,11 @@ bench:
 
 series-check: setup
 	@scripts/series-check
+
+# The Internet-Draft in Documentation/rpc-over-vsock/, as text and HTML in
+# build/docs/; fails on any xml2rfc warning.
+docs: setup
+	@scripts/docs
 
 clean:
 	@[ ! -d build/linux ] || $(MAKE) -s -C build/linux M=$(CURDIR) clean
