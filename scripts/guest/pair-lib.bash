@@ -66,3 +66,37 @@ pair_wait_line() {
 }
 
 pair_splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|blocked for more than)'
+
+# pair_net_up N: this kernel's end of vm-pair's virtio-net link (the NIC
+# whose MAC is 52:54:00:78:76:*) gets 169.254.0.N/24, for TCP controls.
+pair_net_up() {
+	local dev
+	dev=$(ip -o link | awk -F': ' '/52:54:00:78:76:/ { print $2; exit }')
+	[[ -n $dev ]] || { echo "pair: no vm-pair NIC" >&2; return 1; }
+	ip link set "$dev" up && ip addr add "169.254.0.$1/24" dev "$dev"
+}
+
+# pair_disk SERIAL: the block device of the virtio disk with that serial.
+pair_disk() {
+	local dev
+	for dev in /sys/block/vd*; do
+		[[ $(cat "$dev/serial" 2>/dev/null) == "$1" ]] && { echo "/dev/${dev##*/}"; return 0; }
+	done
+	return 1
+}
+
+# pair_kmemleak: fails, showing the first reports, if kmemleak finds a leak.
+pair_kmemleak() {
+	local kml=/sys/kernel/debug/kmemleak
+	[[ -w $kml ]] || { echo "pair: no $kml" >&2; return 1; }
+	# Objects freed by RCU or a deferred worker need a moment, and kmemleak
+	# reports only what two scans agree on.
+	sleep 6
+	echo scan >"$kml"
+	sleep 1
+	echo scan >"$kml"
+	if grep -q unreferenced "$kml"; then
+		head -n 40 "$kml"
+		return 1
+	fi
+}
