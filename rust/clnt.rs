@@ -12,19 +12,11 @@
 //! reported through `sk_error_report`, the peer's credit (not a send queue)
 //! decides whether there is space to send, and there is no rpcbind.
 //!
-//! The C glue holds the class and the ops table and wraps static inline
-//! functions; [`xprt`] wraps the core's `rpc_xprt` and `rpc_rqst`.
-
-/// A network errno, which the kernel crate of Linux 6.12 does not name.
-macro_rules! errno {
-    ($name:ident) => {
-        Error::from_errno(-(kernel::bindings::$name as i32))
-    };
-}
+//! The C glue holds the class and wraps static inline functions;
+//! [`crate::sunrpc`] wraps the core's `rpc_xprt` and `rpc_rqst`.
 
 #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
 mod backchannel;
-pub(crate) mod xprt;
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
@@ -36,11 +28,10 @@ use kernel::error::{code::*, Error, Result};
 use kernel::time::{msecs_to_jiffies, Jiffies};
 use kernel::types::Opaque;
 
-use crate::addr;
 use crate::record::{self, Limits, Progress, RecordDecoder, Want};
+use crate::sunrpc::xprt::{self, stream_ops, ReadStop, Rqst, Strings, Xprt};
 use crate::sys;
 use crate::vsock::{CallbackSock, Callbacks, Socket, ZeroCopy};
-use xprt::{ReadStop, Rqst, Xprt};
 
 /// Bytes of an RPC message that decide where it goes: XID and direction.
 const HDR_LEN: usize = 8;
@@ -154,47 +145,6 @@ fn recv_result(r: Result<usize>) -> Result<usize, Stop> {
 
 fn malformed(_: record::RecordError) -> Stop {
     Stop::Malformed(kernel::c_str!("bad record marking"))
-}
-
-/// Storage for the address strings of `rpc_xprt::address_strings`.
-pub(crate) struct Strings {
-    addr: [u8; addr::PRESENTATION_MAX_LEN + 1],
-    port: [u8; 11],
-    hex_addr: [u8; 9],
-    hex_port: [u8; 9],
-}
-
-impl Strings {
-    pub(crate) const fn new() -> Self {
-        Self {
-            addr: [0; addr::PRESENTATION_MAX_LEN + 1],
-            port: [0; 11],
-            hex_addr: [0; 9],
-            hex_port: [0; 9],
-        }
-    }
-
-    /// Formats the strings for the peer `cid`:`port` and points the address
-    /// strings of `x` at them; `x` must not outlive `self`.
-    pub(crate) fn publish(&mut self, x: &Xprt<'_>, cid: u32, port: u32) {
-        format_cstr(&mut self.addr, addr::Presentation(cid));
-        format_cstr(&mut self.hex_addr, format_args!("{cid:08x}"));
-        format_cstr(&mut self.port, port);
-        format_cstr(&mut self.hex_port, format_args!("{port:x}"));
-        x.set_address_strings(
-            self.addr.as_ptr(),
-            self.port.as_ptr(),
-            self.hex_addr.as_ptr(),
-            self.hex_port.as_ptr(),
-        );
-    }
-}
-
-/// Formats `value` NUL-terminated into `buf`.
-fn format_cstr(buf: &mut [u8], value: impl core::fmt::Display) {
-    let room = buf.len() - 1;
-    let len = addr::format_into(&mut buf[..room], value).unwrap_or(0);
-    buf[len] = 0;
 }
 
 /// The client transport. The core allocates it (`xprt_alloc()`, zeroed),
@@ -1075,25 +1025,6 @@ impl Transport {
  * itself is in the C glue: it needs `THIS_MODULE` and a list head that
  * registration links), and the work functions. */
 
-/// What every `rpc_xprt_ops` of the module shares: the core's generic slot,
-/// congestion, buffer and reply-wait handling, as xprtsock's TCP tables, and
-/// no swap.
-pub(crate) const fn stream_ops() -> sys::rpc_xprt_ops {
-    // SAFETY: all-zero is a valid `rpc_xprt_ops`, whose fields are all
-    // optional function pointers; the core checks the optional ones.
-    let mut ops: sys::rpc_xprt_ops = unsafe { core::mem::zeroed() };
-    ops.reserve_xprt = Some(sys::xprt_reserve_xprt);
-    ops.release_xprt = Some(sys::xprt_release_xprt);
-    ops.alloc_slot = Some(sys::xprt_alloc_slot);
-    ops.free_slot = Some(sys::xprt_free_slot);
-    ops.buf_alloc = Some(sys::rpc_malloc);
-    ops.buf_free = Some(sys::rpc_free);
-    ops.wait_for_reply_request = Some(sys::xprt_wait_for_reply_request_def);
-    ops.enable_swap = Some(xv_enable_swap);
-    ops.disable_swap = Some(xv_disable_swap);
-    ops
-}
-
 /// The `rpc_xprt_ops` of every vsock client transport: [`stream_ops`] and
 /// ours.
 static CLNT_OPS: sys::rpc_xprt_ops = {
@@ -1252,22 +1183,6 @@ unsafe extern "C" fn xv_clnt_print_stats(xprt: *mut sys::rpc_xprt, seq: *mut sys
     // SAFETY: `seq` is the file being shown.
     unsafe { t.xprt().print_stats(seq, srcport) };
 }
-
-/// `enable_swap`: swapping over vsock is not supported.
-///
-/// # Safety
-///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
-unsafe extern "C" fn xv_enable_swap(_xprt: *mut sys::rpc_xprt) -> i32 {
-    errno!(EOPNOTSUPP).to_errno()
-}
-
-/// `disable_swap`: nothing was enabled.
-///
-/// # Safety
-///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
-unsafe extern "C" fn xv_disable_swap(_xprt: *mut sys::rpc_xprt) {}
 
 /// `inject_disconnect` (CONFIG_FAIL_SUNRPC).
 ///

@@ -20,7 +20,6 @@
 
 #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
 mod backchannel;
-mod xprt;
 
 use core::ffi::{c_int, c_uint, c_void};
 use core::fmt;
@@ -35,9 +34,9 @@ use kernel::types::{ForeignOwnable, Opaque};
 
 use crate::addr::{self, VsockAddr};
 use crate::record::{self, Limits, Progress, RecordDecoder, Want};
+use crate::sunrpc::svc_xprt::{self, Flag, Owner, ReplyVec, SavedPages, SvcRqst, SvcXprt};
 use crate::sys;
 use crate::vsock::{CallbackSock, Callbacks, SavedCallbacks, Socket, ZeroCopy};
-use xprt::{Flag, Owner, ReplyVec, SavedPages, SvcRqst, SvcXprt};
 
 /// Pending connections a listener queues, as SUNRPC's TCP listeners do.
 const LISTEN_BACKLOG: c_int = 64;
@@ -559,7 +558,7 @@ unsafe extern "C" fn xv_svc_create(
     _flags: c_int,
 ) -> *mut sys::svc_xprt {
     // SAFETY: by the function's safety requirements.
-    let (owner, addr) = unsafe { (Owner::from_raw(serv, net), xprt::listen_addr(sa, salen)) };
+    let (owner, addr) = unsafe { (Owner::from_raw(serv, net), svc_xprt::listen_addr(sa, salen)) };
     match addr.and_then(|addr| SvcVsock::listen(owner, addr)) {
         Ok(xprt) => xprt,
         Err(e) => err_ptr(e),

@@ -7,11 +7,20 @@
 //! server transport (`svc_xprt_class` "vsock", [`svc`]); SUNRPC logs the
 //! registration itself.
 
+/// A network errno such as `errno!(ENOTCONN)`, which the kernel crate of
+/// Linux 6.12 does not name.
+macro_rules! errno {
+    ($name:ident) => {
+        kernel::error::Error::from_errno(-(kernel::bindings::$name as i32))
+    };
+}
+
 #[path = "core/addr.rs"]
 pub mod addr;
 mod clnt;
 #[path = "core/record.rs"]
 pub mod record;
+mod sunrpc;
 mod svc;
 mod sys;
 mod vsock;

@@ -15,7 +15,7 @@ use core::ptr;
 use kernel::error::{code::*, Result};
 use kernel::page::PAGE_SIZE;
 
-use super::xprt::{Rqst, Xprt};
+use crate::sunrpc::xprt::{Rqst, Xprt};
 use crate::sys;
 
 /// Callback requests a transport may hold at once, as xprtsock

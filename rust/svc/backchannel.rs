@@ -19,11 +19,10 @@ use core::ptr;
 use kernel::error::{code::*, Error, Result};
 use kernel::types::Opaque;
 
-use super::xprt::{Flag, SvcRqst, SvcXprt};
 use super::SvcVsock;
-use crate::clnt::xprt::{Rqst, Xprt};
-use crate::clnt::{stream_ops, Strings};
 use crate::record;
+use crate::sunrpc::svc_xprt::{Flag, SvcRqst, SvcXprt};
+use crate::sunrpc::xprt::{stream_ops, Rqst, Strings, Xprt};
 use crate::sys;
 
 /// Registers the class; the returned value unregisters it when dropped.

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Thin wrappers over the SUNRPC client core: a transport's `rpc_xprt`,
-//! its requests and their XDR buffers, for `crate::clnt`, which calls the
-//! C glue directly only for work items, locks and the module reference.
+//! A transport's `rpc_xprt`, its requests and their XDR buffers, for the
+//! client transport and nfsd's backchannel: the accessors, the address
+//! strings and the ops every `rpc_xprt_ops` of the module shares.
 
 use core::marker::PhantomData;
 use core::mem::size_of;
@@ -11,6 +11,7 @@ use core::ptr;
 use kernel::error::{code::*, Result};
 use kernel::time::Jiffies;
 
+use crate::addr;
 use crate::sys;
 use crate::vsock::{Socket, ZeroCopy};
 
@@ -717,3 +718,79 @@ unsafe fn read_xdr_buf(
     }
     (pos - seek, Ok(()))
 }
+
+/// Storage for the address strings of `rpc_xprt::address_strings`.
+pub(crate) struct Strings {
+    addr: [u8; addr::PRESENTATION_MAX_LEN + 1],
+    port: [u8; 11],
+    hex_addr: [u8; 9],
+    hex_port: [u8; 9],
+}
+
+impl Strings {
+    pub(crate) const fn new() -> Self {
+        Self {
+            addr: [0; addr::PRESENTATION_MAX_LEN + 1],
+            port: [0; 11],
+            hex_addr: [0; 9],
+            hex_port: [0; 9],
+        }
+    }
+
+    /// Formats the strings for the peer `cid`:`port` and points the address
+    /// strings of `x` at them; `x` must not outlive `self`.
+    pub(crate) fn publish(&mut self, x: &Xprt<'_>, cid: u32, port: u32) {
+        format_cstr(&mut self.addr, addr::Presentation(cid));
+        format_cstr(&mut self.hex_addr, format_args!("{cid:08x}"));
+        format_cstr(&mut self.port, port);
+        format_cstr(&mut self.hex_port, format_args!("{port:x}"));
+        x.set_address_strings(
+            self.addr.as_ptr(),
+            self.port.as_ptr(),
+            self.hex_addr.as_ptr(),
+            self.hex_port.as_ptr(),
+        );
+    }
+}
+
+/// Formats `value` NUL-terminated into `buf`.
+fn format_cstr(buf: &mut [u8], value: impl core::fmt::Display) {
+    let room = buf.len() - 1;
+    let len = addr::format_into(&mut buf[..room], value).unwrap_or(0);
+    buf[len] = 0;
+}
+
+/// What every `rpc_xprt_ops` of the module shares: the core's generic slot,
+/// congestion, buffer and reply-wait handling, as xprtsock's TCP tables, and
+/// no swap.
+pub(crate) const fn stream_ops() -> sys::rpc_xprt_ops {
+    // SAFETY: all-zero is a valid `rpc_xprt_ops`, whose fields are all
+    // optional function pointers; the core checks the optional ones.
+    let mut ops: sys::rpc_xprt_ops = unsafe { core::mem::zeroed() };
+    ops.reserve_xprt = Some(sys::xprt_reserve_xprt);
+    ops.release_xprt = Some(sys::xprt_release_xprt);
+    ops.alloc_slot = Some(sys::xprt_alloc_slot);
+    ops.free_slot = Some(sys::xprt_free_slot);
+    ops.buf_alloc = Some(sys::rpc_malloc);
+    ops.buf_free = Some(sys::rpc_free);
+    ops.wait_for_reply_request = Some(sys::xprt_wait_for_reply_request_def);
+    ops.enable_swap = Some(xv_enable_swap);
+    ops.disable_swap = Some(xv_disable_swap);
+    ops
+}
+
+/// `enable_swap`: swapping over vsock is not supported.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+unsafe extern "C" fn xv_enable_swap(_xprt: *mut sys::rpc_xprt) -> i32 {
+    errno!(EOPNOTSUPP).to_errno()
+}
+
+/// `disable_swap`: nothing was enabled.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+unsafe extern "C" fn xv_disable_swap(_xprt: *mut sys::rpc_xprt) {}
