@@ -29,7 +29,8 @@ use kernel::time::{msecs_to_jiffies, Jiffies};
 use kernel::types::Opaque;
 
 use crate::record::{self, Limits, Progress, RecordDecoder, Want};
-use crate::sunrpc::xprt::{self, stream_ops, ReadStop, Rqst, Strings, Xprt};
+use crate::sunrpc::rqst::{self, ReadStop, Rqst};
+use crate::sunrpc::xprt::{stream_ops, Strings, Xprt};
 use crate::sys;
 use crate::vsock::{CallbackSock, Callbacks, Socket, ZeroCopy};
 
@@ -205,7 +206,7 @@ impl Transport {
         Some(unsafe { Self::from_xprt(data.cast()) })
     }
 
-    fn xprt(&self) -> Xprt<'_> {
+    fn xprt(&self) -> &Xprt {
         // SAFETY: `self.xprt` is the live `rpc_xprt` of this transport.
         unsafe { Xprt::from_raw(self.xprt.get()) }
     }
@@ -373,7 +374,7 @@ impl Transport {
         // SAFETY: the strings are written in setup, before the transport is
         // shared, and in `set_port`, which the core serialises with binding.
         let s = unsafe { &mut *self.strings.get() };
-        s.publish(&self.xprt(), cid, port);
+        s.publish(self.xprt(), cid, port);
     }
 
     /// Closes the connection; from the core's autoclose work (holding
@@ -667,7 +668,7 @@ impl Transport {
     /// # Safety
     ///
     /// The caller (the core's `send_request`) holds `XPRT_LOCKED`.
-    unsafe fn send_request(&self, req: &Rqst<'_>) -> Result {
+    unsafe fn send_request(&self, req: &Rqst) -> Result {
         // SAFETY: XPRT_LOCKED is held (caller).
         let offset = unsafe { &mut *self.xmit_offset.get() };
         // SAFETY: as above.
@@ -870,9 +871,9 @@ impl Transport {
         if rx.target == Target::Callback && rx.copied == 0 {
             // A callback of nothing but its header.
             let x = self.xprt();
-            if let Some(req) = backchannel::lookup(&x, rx.xid(), false) {
+            if let Some(req) = backchannel::lookup(x, rx.xid(), false) {
                 req.copy_header(&rx.hdr);
-                backchannel::complete(&x, &req, len as usize);
+                backchannel::complete(x, req, len as usize);
             }
         }
         rx.target = Target::Header;
@@ -902,7 +903,7 @@ impl Transport {
             rx.target = Target::Discard;
             return Ok(());
         };
-        let filled = self.fill_rqst(sock, rx, &req, offset, len);
+        let filled = self.fill_rqst(sock, rx, req, offset, len);
         x.with_queue_lock(|| {
             if filled.ended {
                 req.complete(rx.copied);
@@ -921,7 +922,7 @@ impl Transport {
         &self,
         sock: &Socket,
         rx: &mut Receiver,
-        req: &Rqst<'_>,
+        req: &Rqst,
         offset: usize,
         len: usize,
     ) -> Filled {
@@ -1000,7 +1001,7 @@ impl Transport {
     ) -> Result<(), Stop> {
         let x = self.xprt();
         let continued = rx.copied != 0;
-        let Some(req) = backchannel::lookup(&x, rx.xid(), continued) else {
+        let Some(req) = backchannel::lookup(x, rx.xid(), continued) else {
             if continued {
                 // The pool was destroyed under the callback: drop the rest.
                 rx.target = Target::Discard;
@@ -1011,11 +1012,11 @@ impl Transport {
                 "callback beyond the backchannel's slots"
             )));
         };
-        let filled = self.fill_rqst(sock, rx, &req, offset, len);
+        let filled = self.fill_rqst(sock, rx, req, offset, len);
         if filled.ended {
             // A callback longer than its page is passed on cut short, as
             // xprtsock does; the callback service rejects it.
-            backchannel::complete(&x, &req, rx.copied);
+            backchannel::complete(x, req, rx.copied);
         }
         self.after_fill(rx, filled)
     }
@@ -1109,7 +1110,7 @@ unsafe extern "C" fn xv_clnt_prepare_request(
     buf: *mut sys::xdr_buf,
 ) -> i32 {
     // SAFETY: the core passes a buffer of the request it prepares.
-    match unsafe { xprt::alloc_bvec(buf) } {
+    match unsafe { rqst::alloc_bvec(buf) } {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -1126,7 +1127,7 @@ unsafe extern "C" fn xv_clnt_send_request(req: *mut sys::rpc_rqst) -> i32 {
     // SAFETY: as above.
     let t = unsafe { Transport::from_xprt(req.xprt_raw()) };
     // SAFETY: the core sends with XPRT_LOCKED held.
-    match unsafe { t.send_request(&req) } {
+    match unsafe { t.send_request(req) } {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -1205,7 +1206,7 @@ unsafe extern "C" fn xv_clnt_inject_disconnect(xprt: *mut sys::rpc_xprt) {
 unsafe extern "C" fn xv_clnt_bc_setup(xprt: *mut sys::rpc_xprt, min_reqs: u32) -> i32 {
     // SAFETY: the core passes one of our transports.
     let t = unsafe { Transport::from_xprt(xprt) };
-    match backchannel::setup(&t.xprt(), min_reqs) {
+    match backchannel::setup(t.xprt(), min_reqs) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -1253,7 +1254,7 @@ unsafe extern "C" fn xv_clnt_bc_destroy(xprt: *mut sys::rpc_xprt, max_reqs: u32)
     let t = unsafe { Transport::from_xprt(xprt) };
     // The receive worker may be filling a request of the pool.
     let _receiving = t.recv_lock();
-    backchannel::destroy(&t.xprt(), max_reqs);
+    backchannel::destroy(t.xprt(), max_reqs);
 }
 
 /// The receive worker.

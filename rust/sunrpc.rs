@@ -9,5 +9,6 @@
 //! [`include/linux/sunrpc/svc_xprt.h`](srctree/include/linux/sunrpc/svc_xprt.h),
 //! [`include/linux/sunrpc/svc.h`](srctree/include/linux/sunrpc/svc.h).
 
+pub(crate) mod rqst;
 pub(crate) mod svc_xprt;
 pub(crate) mod xprt;

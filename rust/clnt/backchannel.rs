@@ -15,7 +15,8 @@ use core::ptr;
 use kernel::error::{code::*, Result};
 use kernel::page::PAGE_SIZE;
 
-use crate::sunrpc::xprt::{Rqst, Xprt};
+use crate::sunrpc::rqst::Rqst;
+use crate::sunrpc::xprt::Xprt;
 use crate::sys;
 
 /// Callback requests a transport may hold at once, as xprtsock
@@ -23,7 +24,7 @@ use crate::sys;
 pub(super) const MAX_SLOTS: u32 = 64;
 
 /// Allocates a request with a one-page receive and send buffer.
-fn alloc_rqst(xprt: &Xprt<'_>) -> Option<*mut sys::rpc_rqst> {
+fn alloc_rqst(xprt: &Xprt) -> Option<*mut sys::rpc_rqst> {
     // SAFETY: plain allocation; released by `free_rqst`.
     let req = unsafe { sys::xv_bc_alloc_rqst() };
     if req.is_null() {
@@ -60,10 +61,10 @@ unsafe fn free_rqst(req: *mut sys::rpc_rqst) {
 }
 
 /// Holds `bc_pa_lock` of a transport.
-struct PoolGuard<'a, 'b>(&'b Xprt<'a>);
+struct PoolGuard<'a>(&'a Xprt);
 
-impl<'a, 'b> PoolGuard<'a, 'b> {
-    fn lock(xprt: &'b Xprt<'a>) -> Self {
+impl<'a> PoolGuard<'a> {
+    fn lock(xprt: &'a Xprt) -> Self {
         // SAFETY: the transport is live; unlocked in `drop`.
         unsafe { sys::xv_bc_pa_lock(xprt.as_raw()) };
         Self(xprt)
@@ -129,7 +130,7 @@ impl<'a, 'b> PoolGuard<'a, 'b> {
     }
 }
 
-impl Drop for PoolGuard<'_, '_> {
+impl Drop for PoolGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: `lock` took it.
         unsafe { sys::xv_bc_pa_unlock(self.raw()) };
@@ -138,7 +139,7 @@ impl Drop for PoolGuard<'_, '_> {
 
 /// `bc_setup`: adds `min_reqs` requests (at most [`MAX_SLOTS`]) to the pool
 /// for a new session.
-pub(super) fn setup(xprt: &Xprt<'_>, min_reqs: u32) -> Result {
+pub(super) fn setup(xprt: &Xprt, min_reqs: u32) -> Result {
     let n = min_reqs.min(MAX_SLOTS) as usize;
     let mut reqs = kernel::alloc::KVec::with_capacity(n, kernel::alloc::flags::GFP_KERNEL)?;
     for _ in 0..n {
@@ -166,7 +167,7 @@ pub(super) fn setup(xprt: &Xprt<'_>, min_reqs: u32) -> Result {
 /// `bc_destroy`: frees up to `max_reqs` requests of the pool, for a
 /// session that ended or the transport going away. Requests in use come
 /// back through [`free`], which then frees them.
-pub(super) fn destroy(xprt: &Xprt<'_>, max_reqs: u32) {
+pub(super) fn destroy(xprt: &Xprt, max_reqs: u32) {
     if max_reqs == 0 {
         return;
     }
@@ -194,7 +195,7 @@ pub(super) fn destroy(xprt: &Xprt<'_>, max_reqs: u32) {
 /// The request receiving the callback `xid`: the one already filling with
 /// it when `continued`, else a free one of the pool (allocating one if the
 /// pool is empty and below [`MAX_SLOTS`]). `None` when there is none.
-pub(super) fn lookup<'a>(xprt: &Xprt<'a>, xid: u32, continued: bool) -> Option<Rqst<'a>> {
+pub(super) fn lookup(xprt: &Xprt, xid: u32, continued: bool) -> Option<&Rqst> {
     let mut new = None;
     loop {
         let found = {
@@ -225,7 +226,7 @@ pub(super) fn lookup<'a>(xprt: &Xprt<'a>, xid: u32, continued: bool) -> Option<R
 }
 
 /// Hands a received callback of `copied` bytes to the callback service.
-pub(super) fn complete(xprt: &Xprt<'_>, req: &Rqst<'_>, copied: usize) {
+pub(super) fn complete(xprt: &Xprt, req: &Rqst, copied: usize) {
     let serv = xprt.bc_serv();
     let raw = req.as_raw();
     {
@@ -277,7 +278,7 @@ pub(super) unsafe fn free(req: *mut sys::rpc_rqst) {
         sys::xv_bc_clear_in_use(req);
     }
     let kept = {
-        let pool = PoolGuard::lock(&xprt);
+        let pool = PoolGuard::lock(xprt);
         let x = pool.raw();
         // SAFETY: the lock is held; `req` is on no list.
         unsafe {

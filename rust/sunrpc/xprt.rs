@@ -4,58 +4,52 @@
 //! client transport and nfsd's backchannel: the accessors, the address
 //! strings and the ops every `rpc_xprt_ops` of the module shares.
 
-use core::marker::PhantomData;
 use core::mem::size_of;
 use core::ptr;
 
-use kernel::error::{code::*, Result};
 use kernel::time::Jiffies;
+use kernel::types::Opaque;
 
+use super::rqst::Rqst;
 use crate::addr;
 use crate::sys;
-use crate::vsock::{Socket, ZeroCopy};
 
-/// Why reading into a receive buffer stopped early.
-pub(crate) enum ReadStop {
-    /// The record is longer than the buffer.
-    Full,
-    /// The socket returned end of stream (`Ok(0)`) or an error.
-    Sock(Result<usize>),
-}
-
-/// A transport's `rpc_xprt`.
+/// A transport's `struct rpc_xprt`, of the client transport or of nfsd's
+/// backchannel.
+///
+/// The core and the socket callbacks use it concurrently: every field is
+/// reached through the raw pointer, under the lock or bit the core uses
+/// for it, never through a Rust reference to the whole.
 ///
 /// # Invariants
 ///
-/// `raw` points to the live `rpc_xprt` of one of our transports.
-#[derive(Clone, Copy)]
-pub(crate) struct Xprt<'a> {
-    raw: *mut sys::rpc_xprt,
-    _p: PhantomData<&'a sys::rpc_xprt>,
-}
+/// The `rpc_xprt` is one of ours, set up by `xprt_alloc()`, and live for
+/// the lifetime of every reference to this value.
+#[repr(transparent)]
+pub(crate) struct Xprt(Opaque<sys::rpc_xprt>);
 
-impl<'a> Xprt<'a> {
+impl Xprt {
     /// # Safety
     ///
-    /// `raw` must be a live `rpc_xprt` of ours for the lifetime `'a`.
-    pub(crate) unsafe fn from_raw(raw: *mut sys::rpc_xprt) -> Self {
+    /// `ptr` must point to a live `rpc_xprt` of one of our transports that
+    /// stays live for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut sys::rpc_xprt) -> &'a Self {
         // INVARIANT: by the caller's guarantee.
-        Self {
-            raw,
-            _p: PhantomData,
-        }
+        // CAST: `Self` is a transparent wrapper of `Opaque<rpc_xprt>`.
+        // SAFETY: `ptr` is live for `'a` (the caller's guarantee).
+        unsafe { &*ptr.cast::<Self>() }
     }
 
     pub(crate) fn as_raw(&self) -> *mut sys::rpc_xprt {
-        self.raw
+        self.0.get()
     }
 
     /// The NFS callback service that takes this transport's callbacks.
     #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
     pub(crate) fn bc_serv(&self) -> *mut sys::svc_serv {
-        // SAFETY: `raw` is live; the NFS client sets the field once, when
+        // SAFETY: the transport is live (type invariant); the NFS client sets the field once, when
         // its callback service starts on the transport.
-        unsafe { ptr::read_volatile(ptr::addr_of!((*self.raw).bc_serv)) }
+        unsafe { ptr::read_volatile(ptr::addr_of!((*self.as_raw()).bc_serv)) }
     }
 
     #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
@@ -71,8 +65,8 @@ impl<'a> Xprt<'a> {
         reestablish: Jiffies,
     ) {
         self.init_peer(dst);
-        let x = self.raw;
-        // SAFETY: `x` is live (invariant) and not shared yet during setup.
+        let x = self.as_raw();
+        // SAFETY: the transport is live (type invariant) and not shared yet during setup.
         unsafe {
             (*x).bind_timeout = 60 * kernel::time::msecs_to_jiffies(1000);
             (*x).reestablish_timeout = reestablish;
@@ -97,14 +91,14 @@ impl<'a> Xprt<'a> {
     #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
     pub(crate) fn init_bc(&self, dst: &sys::sockaddr_vm) {
         self.init_peer(dst);
-        // SAFETY: `raw` is live (invariant) and not shared yet during setup.
-        unsafe { sys::xv_bc_init_xprt(self.raw) };
+        // SAFETY: the transport is live (type invariant) and not shared yet during setup.
+        unsafe { sys::xv_bc_init_xprt(self.as_raw()) };
     }
 
     /// Stores the peer address and the stream's protocol and payload limit.
     fn init_peer(&self, dst: &sys::sockaddr_vm) {
-        let x = self.raw;
-        // SAFETY: `x` is live (invariant) and not shared yet during setup.
+        let x = self.as_raw();
+        // SAFETY: the transport is live (type invariant) and not shared yet during setup.
         unsafe {
             ptr::copy_nonoverlapping(
                 ptr::from_ref(dst).cast::<u8>(),
@@ -127,9 +121,9 @@ impl<'a> Xprt<'a> {
         hex_port: *const u8,
     ) {
         const NETID: &kernel::str::CStr = kernel::c_str!("vsock");
-        // SAFETY: `raw` is live; the strings outlive it (caller).
+        // SAFETY: the transport is live (type invariant); the strings outlive it (caller).
         unsafe {
-            let s = &mut (*self.raw).address_strings;
+            let s = &mut (*self.as_raw()).address_strings;
             s[sys::rpc_display_format_t_RPC_DISPLAY_ADDR as usize] = addr.cast();
             s[sys::rpc_display_format_t_RPC_DISPLAY_PORT as usize] = port.cast();
             s[sys::rpc_display_format_t_RPC_DISPLAY_PROTO as usize] = NETID.as_char_ptr();
@@ -141,8 +135,8 @@ impl<'a> Xprt<'a> {
 
     /// The server's CID and port.
     pub(crate) fn peer(&self) -> (u32, u32) {
-        // SAFETY: `raw` is live; setup stored a `sockaddr_vm` in `addr`.
-        let a = unsafe { &*ptr::addr_of!((*self.raw).addr).cast::<sys::sockaddr_vm>() };
+        // SAFETY: the transport is live (type invariant); setup stored a `sockaddr_vm` in `addr`.
+        let a = unsafe { &*ptr::addr_of!((*self.as_raw()).addr).cast::<sys::sockaddr_vm>() };
         (a.svm_cid, a.svm_port)
     }
 
@@ -150,67 +144,69 @@ impl<'a> Xprt<'a> {
         // SAFETY: as in `peer`; the core calls set_port while binding,
         // before any connect uses the address.
         unsafe {
-            (*ptr::addr_of_mut!((*self.raw).addr).cast::<sys::sockaddr_vm>()).svm_port = port
+            (*ptr::addr_of_mut!((*self.as_raw()).addr).cast::<sys::sockaddr_vm>()).svm_port = port
         };
     }
 
     pub(crate) fn resvport(&self) -> bool {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xv_clnt_resvport(self.raw) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xv_clnt_resvport(self.as_raw()) }
     }
 
     pub(crate) fn connected(&self) -> bool {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xv_clnt_connected(self.raw) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xv_clnt_connected(self.as_raw()) }
     }
 
     pub(crate) fn test_and_set_connected(&self) -> bool {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xv_clnt_test_and_set_connected(self.raw) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xv_clnt_test_and_set_connected(self.as_raw()) }
     }
 
     pub(crate) fn clear_connected(&self) {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xv_clnt_clear_connected(self.raw) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xv_clnt_clear_connected(self.as_raw()) }
     }
 
     pub(crate) fn clear_connecting(&self) {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xv_clnt_clear_connecting(self.raw) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xv_clnt_clear_connecting(self.as_raw()) }
     }
 
     pub(crate) fn set_bound(&self) {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xv_clnt_set_bound(self.raw) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xv_clnt_set_bound(self.as_raw()) }
     }
 
     pub(crate) fn close_wait(&self) -> bool {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xv_clnt_close_wait(self.raw) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xv_clnt_close_wait(self.as_raw()) }
     }
 
     pub(crate) fn reset_connection_flags(&self) {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xv_clnt_reset_connection_flags(self.raw) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xv_clnt_reset_connection_flags(self.as_raw()) }
     }
 
     pub(crate) fn bump_connect_cookie(&self) {
-        // SAFETY: `raw` is live; the cookie is a plain counter that
+        // SAFETY: the transport is live (type invariant); the cookie is a plain counter that
         // xprtsock also bumps from its callbacks.
-        unsafe { (*self.raw).connect_cookie = (*self.raw).connect_cookie.wrapping_add(1) };
+        unsafe {
+            (*self.as_raw()).connect_cookie = (*self.as_raw()).connect_cookie.wrapping_add(1)
+        };
     }
 
     pub(crate) fn connect_count(&self) -> usize {
-        // SAFETY: `raw` is live.
-        unsafe { (*self.raw).stat.connect_count }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { (*self.as_raw()).stat.connect_count }
     }
 
     /// Counts a connect attempt starting now.
     pub(crate) fn start_connect_stats(&self) {
-        // SAFETY: `raw` is live; statistics are unlocked counters.
+        // SAFETY: the transport is live (type invariant); statistics are unlocked counters.
         unsafe {
-            (*self.raw).stat.connect_count += 1;
-            (*self.raw).stat.connect_start = jiffies();
+            (*self.as_raw()).stat.connect_count += 1;
+            (*self.as_raw()).stat.connect_start = jiffies();
         }
     }
 
@@ -218,7 +214,7 @@ impl<'a> Xprt<'a> {
     pub(crate) fn add_connect_time(&self) {
         // SAFETY: as in `start_connect_stats`.
         unsafe {
-            let x = &mut *self.raw;
+            let x = &mut *self.as_raw();
             x.stat.connect_time = x
                 .stat
                 .connect_time
@@ -227,91 +223,93 @@ impl<'a> Xprt<'a> {
     }
 
     pub(crate) fn raise_reestablish_timeout(&self, min: Jiffies) {
-        // SAFETY: `raw` is live; an unlocked field, as in xprtsock.
+        // SAFETY: the transport is live (type invariant); an unlocked field, as in xprtsock.
         unsafe {
-            if (*self.raw).reestablish_timeout < min {
-                (*self.raw).reestablish_timeout = min;
+            if (*self.as_raw()).reestablish_timeout < min {
+                (*self.as_raw()).reestablish_timeout = min;
             }
         }
     }
 
     pub(crate) fn clear_reestablish_timeout(&self) {
         // SAFETY: as in `raise_reestablish_timeout`.
-        unsafe { (*self.raw).reestablish_timeout = 0 };
+        unsafe { (*self.as_raw()).reestablish_timeout = 0 };
     }
 
     pub(crate) fn reconnect_delay(&self) -> Jiffies {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xprt_reconnect_delay(self.raw) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xprt_reconnect_delay(self.as_raw()) }
     }
 
     pub(crate) fn reconnect_backoff(&self, init: Jiffies) {
-        // SAFETY: `raw` is live; the caller holds XPRT_LOCKED.
-        unsafe { sys::xprt_reconnect_backoff(self.raw, init) }
+        // SAFETY: the transport is live (type invariant); the caller holds XPRT_LOCKED.
+        unsafe { sys::xprt_reconnect_backoff(self.as_raw(), init) }
     }
 
     /// Hands `XPRT_LOCKED` from `task` to `cookie` (the connect worker).
     pub(crate) fn lock_connect<T>(&self, task: *mut sys::rpc_task, cookie: &T) -> bool {
-        // SAFETY: `raw` is live; `task` is the core's task in `connect`.
-        unsafe { sys::xprt_lock_connect(self.raw, task, ptr::from_ref(cookie).cast_mut().cast()) }
+        // SAFETY: the transport is live (type invariant); `task` is the core's task in `connect`.
+        unsafe {
+            sys::xprt_lock_connect(self.as_raw(), task, ptr::from_ref(cookie).cast_mut().cast())
+        }
     }
 
     pub(crate) fn unlock_connect<T>(&self, cookie: &T) {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xprt_unlock_connect(self.raw, ptr::from_ref(cookie).cast_mut().cast()) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xprt_unlock_connect(self.as_raw(), ptr::from_ref(cookie).cast_mut().cast()) }
     }
 
     pub(crate) fn wake_pending(&self, status: i32) {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xprt_wake_pending_tasks(self.raw, status) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xprt_wake_pending_tasks(self.as_raw(), status) }
     }
 
     pub(crate) fn force_disconnect(&self) {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xprt_force_disconnect(self.raw) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xprt_force_disconnect(self.as_raw()) }
     }
 
     pub(crate) fn disconnect_done(&self) {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xprt_disconnect_done(self.raw) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xprt_disconnect_done(self.as_raw()) }
     }
 
     pub(crate) fn write_space(&self) {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xprt_write_space(self.raw) };
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xprt_write_space(self.as_raw()) };
     }
 
     /// Marks the sender as waiting; call under the transport lock.
     pub(crate) fn wait_for_buffer_space(&self) {
-        // SAFETY: `raw` is live.
-        unsafe { sys::xprt_wait_for_buffer_space(self.raw) }
+        // SAFETY: the transport is live (type invariant).
+        unsafe { sys::xprt_wait_for_buffer_space(self.as_raw()) }
     }
 
     pub(crate) fn with_transport_lock<R>(&self, f: impl FnOnce() -> R) -> R {
-        // SAFETY: `raw` is live; the lock is released below.
-        unsafe { sys::xv_clnt_transport_lock(self.raw) };
+        // SAFETY: the transport is live (type invariant); the lock is released below.
+        unsafe { sys::xv_clnt_transport_lock(self.as_raw()) };
         let r = f();
         // SAFETY: locked above.
-        unsafe { sys::xv_clnt_transport_unlock(self.raw) };
+        unsafe { sys::xv_clnt_transport_unlock(self.as_raw()) };
         r
     }
 
     /// Runs `f` under `queue_lock`, which request lookup, pinning and
     /// completion need.
     pub(crate) fn with_queue_lock<R>(&self, f: impl FnOnce() -> R) -> R {
-        // SAFETY: `raw` is live; the lock is released below.
-        unsafe { sys::xv_clnt_queue_lock(self.raw) };
+        // SAFETY: the transport is live (type invariant); the lock is released below.
+        unsafe { sys::xv_clnt_queue_lock(self.as_raw()) };
         let r = f();
         // SAFETY: locked above.
-        unsafe { sys::xv_clnt_queue_unlock(self.raw) };
+        unsafe { sys::xv_clnt_queue_unlock(self.as_raw()) };
         r
     }
 
     /// The request waiting for the reply with `xid` (wire order); call
     /// under `queue_lock` and pin it before dropping the lock.
-    pub(crate) fn lookup_rqst(&self, xid: u32) -> Option<Rqst<'a>> {
-        // SAFETY: `raw` is live; the caller holds `queue_lock`.
-        let req = unsafe { sys::xprt_lookup_rqst(self.raw, xid) };
+    pub(crate) fn lookup_rqst(&self, xid: u32) -> Option<&Rqst> {
+        // SAFETY: the transport is live (type invariant); the caller holds `queue_lock`.
+        let req = unsafe { sys::xprt_lookup_rqst(self.as_raw(), xid) };
         if req.is_null() {
             return None;
         }
@@ -321,8 +319,8 @@ impl<'a> Xprt<'a> {
     }
 
     pub(crate) fn warn_ratelimited(&self, what: &kernel::str::CStr) {
-        // SAFETY: `raw` is live; `what` is NUL-terminated.
-        unsafe { sys::xv_clnt_warn_ratelimited(self.raw, what.as_char_ptr()) }
+        // SAFETY: the transport is live (type invariant); `what` is NUL-terminated.
+        unsafe { sys::xv_clnt_warn_ratelimited(self.as_raw(), what.as_char_ptr()) }
     }
 
     /// Shows the transport line of /proc/self/mountstats (the fields of
@@ -332,8 +330,8 @@ impl<'a> Xprt<'a> {
     ///
     /// `seq` must be the file being shown.
     pub(crate) unsafe fn print_stats(&self, seq: *mut sys::seq_file, srcport: u32) {
-        // SAFETY: `raw` is live; statistics are read unlocked, as by TCP.
-        let (x, now) = (unsafe { &*self.raw }, jiffies());
+        // SAFETY: the transport is live (type invariant); statistics are read unlocked, as by TCP.
+        let (x, now) = (unsafe { &*self.as_raw() }, jiffies());
         let hz = kernel::time::msecs_to_jiffies(1000);
         let idle = if self.connected() {
             (now.wrapping_sub(x.last_used) as isize) / hz as isize
@@ -367,356 +365,10 @@ impl<'a> Xprt<'a> {
     }
 }
 
-/// A request of one of our transports.
-///
-/// # Invariants
-///
-/// `raw` is valid for `'a`: held by the sender, or found under
-/// `queue_lock` and used under it or while pinned.
-#[derive(Clone, Copy)]
-pub(crate) struct Rqst<'a> {
-    raw: *mut sys::rpc_rqst,
-    _p: PhantomData<&'a sys::rpc_rqst>,
-}
-
-impl Rqst<'_> {
-    /// # Safety
-    ///
-    /// `raw` must be valid as the type invariant describes.
-    pub(crate) unsafe fn from_raw(raw: *mut sys::rpc_rqst) -> Self {
-        // INVARIANT: by the caller's guarantee.
-        Self {
-            raw,
-            _p: PhantomData,
-        }
-    }
-
-    pub(crate) fn as_raw(&self) -> *mut sys::rpc_rqst {
-        self.raw
-    }
-
-    /// Whether this is the NFS callback service's reply to a callback.
-    pub(crate) fn is_backchannel(&self) -> bool {
-        // SAFETY: `raw` is valid.
-        unsafe { sys::xv_clnt_rqst_is_backchannel(self.raw) }
-    }
-
-    pub(crate) fn xprt_raw(&self) -> *mut sys::rpc_xprt {
-        // SAFETY: `raw` is valid.
-        unsafe { (*self.raw).rq_xprt }
-    }
-
-    /// Keeps the request alive after `queue_lock` is dropped; call under it.
-    pub(crate) fn pin(self) -> Self {
-        // SAFETY: `raw` is valid; the caller holds `queue_lock`.
-        unsafe { sys::xprt_pin_rqst(self.raw) };
-        self
-    }
-
-    /// Drops the pin; call under `queue_lock`.
-    pub(crate) fn unpin(&self) {
-        // SAFETY: pinned by `pin`.
-        unsafe { sys::xprt_unpin_rqst(self.raw) };
-    }
-
-    /// Completes the reply with `copied` bytes; call under `queue_lock`.
-    pub(crate) fn complete(&self, copied: usize) {
-        // SAFETY: `raw` is valid; the caller holds `queue_lock`.
-        unsafe { sys::xprt_complete_rqst((*self.raw).rq_task, copied as i32) };
-    }
-
-    /// The encoded call, for a sender.
-    pub(crate) fn snd_buf(&self) -> &sys::xdr_buf {
-        // SAFETY: the sender owns the request.
-        unsafe { &(*self.raw).rq_snd_buf }
-    }
-
-    /// Makes `bytes`, a whole reply, the reply buffer's content; false if it
-    /// does not fit the buffer's head. Call under `queue_lock`.
-    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
-    pub(crate) fn set_reply_head(&self, bytes: &[u8]) -> bool {
-        // SAFETY: `raw` is valid and the caller holds `queue_lock`, which
-        // keeps the request from completing under us.
-        unsafe {
-            let req = &mut *self.raw;
-            req.rq_private_buf = req.rq_rcv_buf;
-            let head = &req.rq_private_buf.head[0];
-            if head.iov_len < bytes.len() {
-                return false;
-            }
-            ptr::copy_nonoverlapping(bytes.as_ptr(), head.iov_base.cast::<u8>(), bytes.len());
-        }
-        true
-    }
-
-    pub(crate) fn private_len(&self) -> u32 {
-        // SAFETY: `raw` is valid; the caller holds `queue_lock`.
-        unsafe { (*self.raw).rq_private_buf.len }
-    }
-
-    /// Records a partial reply; call under `queue_lock`.
-    pub(crate) fn set_private_len(&self, len: usize) {
-        // SAFETY: `raw` is valid; the caller holds `queue_lock`.
-        unsafe { (*self.raw).rq_private_buf.len = len as u32 };
-    }
-
-    /// Puts XID and direction at the start of the reply buffer.
-    pub(crate) fn copy_header(&self, hdr: &[u8]) {
-        // SAFETY: `raw` is pinned or locked; only the receive worker writes
-        // the reply buffer.
-        unsafe {
-            let head = &(*self.raw).rq_private_buf.head[0];
-            if head.iov_len >= hdr.len() {
-                ptr::copy_nonoverlapping(hdr.as_ptr(), head.iov_base.cast::<u8>(), hdr.len());
-            }
-        }
-    }
-
-    /// Reads stream bytes for reply offsets `[seek, end)` into the reply
-    /// buffer; returns the number read and why it stopped short, if it did.
-    pub(crate) fn read_private(
-        &self,
-        sock: &Socket,
-        seek: usize,
-        end: usize,
-    ) -> (usize, core::result::Result<(), ReadStop>) {
-        // SAFETY: `raw` is pinned and only the receive worker fills it.
-        let buf = unsafe { &mut (*self.raw).rq_private_buf };
-        // SAFETY: `buf` is a receive buffer prepared by `alloc_bvec`.
-        unsafe { read_xdr_buf(sock, buf, seek, end) }
-    }
-
-    pub(crate) fn bytes_sent(&self) -> usize {
-        // SAFETY: the sender owns the request.
-        unsafe { (*self.raw).rq_bytes_sent as usize }
-    }
-
-    pub(crate) fn set_bytes_sent(&self, n: usize) {
-        // SAFETY: the sender owns the request.
-        unsafe { (*self.raw).rq_bytes_sent = n as u32 };
-    }
-
-    pub(crate) fn add_xmit_bytes(&self, n: usize) {
-        // SAFETY: the sender owns the request.
-        unsafe { (*self.raw).rq_xmit_bytes_sent += n };
-    }
-
-    pub(crate) fn stamp_xmit_time(&self) {
-        // SAFETY: the sender owns the request.
-        unsafe { (*self.raw).rq_xtime = sys::ktime_get() };
-    }
-
-    /// Length of the encoded call.
-    pub(crate) fn snd_len(&self) -> usize {
-        // SAFETY: the sender owns the request.
-        unsafe { (*self.raw).rq_snd_buf.len as usize }
-    }
-
-    /// Sends the next piece of the record (marker and head, pages or tail)
-    /// starting at record byte `offset`, the pages by reference with
-    /// `zerocopy`; returns the bytes queued.
-    pub(crate) fn send_from(
-        &self,
-        sock: &Socket,
-        marker: &[u8; 4],
-        offset: usize,
-        zerocopy: Option<&ZeroCopy>,
-    ) -> Result<usize> {
-        // SAFETY: the sender owns the request and its encoded buffer.
-        let buf = unsafe { &(*self.raw).rq_snd_buf };
-        let head = buf.head[0];
-        let head_end = marker.len() + head.iov_len;
-        let page_len = buf.page_len as usize;
-        if offset < head_end {
-            let kvecs = [
-                sys::kvec {
-                    iov_base: marker.as_ptr().cast_mut().cast(),
-                    iov_len: marker.len(),
-                },
-                head,
-            ];
-            // SAFETY: both vectors describe live memory of the request.
-            return unsafe { sock.send_kvecs(&kvecs, head_end, offset) };
-        }
-        if offset < head_end + page_len {
-            if buf.bvec.is_null() {
-                return Err(ENOMEM);
-            }
-            let base = buf.page_base as usize;
-            // SAFETY: `alloc_bvec` covered the pages of the buffer, which are
-            // page cache or user pages the request holds.
-            return unsafe {
-                sock.send_bvec(
-                    buf.bvec,
-                    page_count(buf),
-                    base + page_len,
-                    base + offset - head_end,
-                    zerocopy,
-                )
-            };
-        }
-        let tail = buf.tail[0];
-        let skip = offset - head_end - page_len;
-        if skip >= tail.iov_len {
-            return Ok(0);
-        }
-        // SAFETY: the tail describes live memory of the request.
-        unsafe { sock.send_kvecs(&[tail], tail.iov_len, skip) }
-    }
-}
-
 /// The current time in jiffies.
 fn jiffies() -> Jiffies {
     // SAFETY: `jiffies` is always readable; the timer tick updates it.
     unsafe { ptr::read_volatile(ptr::addr_of!(sys::jiffies)) }
-}
-
-fn page_count(buf: &sys::xdr_buf) -> usize {
-    if buf.page_len == 0 {
-        return 0;
-    }
-    (buf.page_base as usize + buf.page_len as usize).div_ceil(kernel::page::PAGE_SIZE)
-}
-
-/// Builds the `bio_vec` array for the pages of `buf`, which the core frees
-/// with `kfree()` (`xdr_free_bvec()`); xprtsock's `xdr_alloc_bvec()` is not
-/// exported.
-///
-/// # Safety
-///
-/// `buf` must be a buffer of a request being prepared.
-pub(crate) unsafe fn alloc_bvec(buf: *mut sys::xdr_buf) -> Result {
-    // SAFETY: by the caller's guarantee the buffer is ours to set up.
-    let buf = unsafe { &mut *buf };
-    let n = page_count(buf);
-    if n == 0 || !buf.bvec.is_null() {
-        return Ok(());
-    }
-    // SAFETY: plain allocation; freed by the core with kfree().
-    let bvec = unsafe {
-        sys::xv_clnt_kmalloc_array(n, size_of::<sys::bio_vec>(), sys::rpc_task_gfp_mask())
-    }
-    .cast::<sys::bio_vec>();
-    if bvec.is_null() {
-        return Err(ENOMEM);
-    }
-    for i in 0..n {
-        // SAFETY: `bvec` has room for `n` entries; `pages` has `n` entries
-        // (some may be NULL for sparse buffers, filled in on receive).
-        unsafe {
-            bvec.add(i).write(sys::bio_vec {
-                bv_page: *buf.pages.add(i),
-                bv_len: kernel::page::PAGE_SIZE as u32,
-                bv_offset: 0,
-            })
-        };
-    }
-    buf.bvec = bvec;
-    Ok(())
-}
-
-/// Allocates the missing pages of a sparse buffer up to `want` bytes of
-/// page data; returns how many bytes have pages (as xprtsock's
-/// `xs_alloc_sparse_pages()`).
-fn alloc_sparse_pages(buf: &mut sys::xdr_buf, want: usize) -> usize {
-    if want == 0 || buf.flags & sys::XDRBUF_SPARSE_PAGES == 0 {
-        return want;
-    }
-    let base = buf.page_base as usize;
-    let n = (base + want).div_ceil(kernel::page::PAGE_SIZE);
-    for i in 0..n {
-        // SAFETY: `pages` and `bvec` cover the page data of the buffer.
-        unsafe {
-            let slot = buf.pages.add(i);
-            if !(*slot).is_null() {
-                continue;
-            }
-            let page = sys::xv_clnt_alloc_page();
-            if page.is_null() {
-                let have = i * kernel::page::PAGE_SIZE;
-                return have.saturating_sub(base);
-            }
-            *slot = page;
-            (*buf.bvec.add(i)).bv_page = page;
-        }
-    }
-    want
-}
-
-/// Reads record bytes `[seek, end)` into `buf` (head, then pages, then
-/// tail), as xprtsock's `xs_read_xdr_buf()`. x86 needs no dcache flush.
-///
-/// # Safety
-///
-/// `buf` must be a receive buffer whose `bvec` (if it has pages) was made
-/// by [`alloc_bvec`].
-unsafe fn read_xdr_buf(
-    sock: &Socket,
-    buf: &mut sys::xdr_buf,
-    seek: usize,
-    end: usize,
-) -> (usize, core::result::Result<(), ReadStop>) {
-    let mut pos = seek;
-    let head = buf.head[0];
-    let page_start = head.iov_len;
-    let page_end = page_start + buf.page_len as usize;
-    let tail = buf.tail[0];
-    let tail_end = page_end + tail.iov_len;
-
-    let stop = |pos: usize, r: Result<usize>| (pos - seek, Err(ReadStop::Sock(r)));
-    if pos < page_start.min(end) {
-        let want = page_start.min(end);
-        // SAFETY: the head describes the request's writable buffer.
-        match unsafe { sock.recv_kvec(&head, want, pos) } {
-            Ok(n) if n > 0 => pos += n,
-            r => return stop(pos, r),
-        }
-        if pos < want || pos == end {
-            return (pos - seek, Ok(()));
-        }
-    }
-    if pos >= page_start && pos < page_end.min(end) {
-        if buf.bvec.is_null() {
-            return (pos - seek, Err(ReadStop::Full));
-        }
-        let want = alloc_sparse_pages(buf, page_end.min(end) - page_start) + page_start;
-        if pos >= want {
-            return stop(pos, Err(ENOMEM));
-        }
-        let base = buf.page_base as usize;
-        // SAFETY: `alloc_bvec` and `alloc_sparse_pages` made the entries
-        // up to `want` point at pages of the buffer.
-        let r = unsafe {
-            sock.recv_bvec(
-                buf.bvec,
-                page_count(buf),
-                want - page_start + base,
-                pos - page_start + base,
-            )
-        };
-        match r {
-            Ok(n) if n > 0 => pos += n,
-            r => return stop(pos, r),
-        }
-        if pos < want || pos == end {
-            return (pos - seek, Ok(()));
-        }
-    }
-    if pos >= page_end && pos < tail_end.min(end) {
-        let want = tail_end.min(end);
-        // SAFETY: the tail describes the request's writable buffer.
-        match unsafe { sock.recv_kvec(&tail, want - page_end, pos - page_end) } {
-            Ok(n) if n > 0 => pos += n,
-            r => return stop(pos, r),
-        }
-        if pos < want || pos == end {
-            return (pos - seek, Ok(()));
-        }
-    }
-    if pos < end {
-        return (pos - seek, Err(ReadStop::Full));
-    }
-    (pos - seek, Ok(()))
 }
 
 /// Storage for the address strings of `rpc_xprt::address_strings`.
@@ -739,7 +391,7 @@ impl Strings {
 
     /// Formats the strings for the peer `cid`:`port` and points the address
     /// strings of `x` at them; `x` must not outlive `self`.
-    pub(crate) fn publish(&mut self, x: &Xprt<'_>, cid: u32, port: u32) {
+    pub(crate) fn publish(&mut self, x: &Xprt, cid: u32, port: u32) {
         format_cstr(&mut self.addr, addr::Presentation(cid));
         format_cstr(&mut self.hex_addr, format_args!("{cid:08x}"));
         format_cstr(&mut self.port, port);

@@ -21,8 +21,9 @@ use kernel::types::Opaque;
 
 use super::SvcVsock;
 use crate::record;
+use crate::sunrpc::rqst::Rqst;
 use crate::sunrpc::svc_xprt::{Flag, SvcRqst, SvcXprt};
-use crate::sunrpc::xprt::{stream_ops, Rqst, Strings, Xprt};
+use crate::sunrpc::xprt::{stream_ops, Strings, Xprt};
 use crate::sys;
 
 /// Registers the class; the returned value unregisters it when dropped.
@@ -98,7 +99,7 @@ impl BcTransport {
         let x = unsafe { Xprt::from_raw(raw) };
         x.init_bc(&dst);
         // SAFETY: not shared yet.
-        unsafe { (*(*t).strings.get()).publish(&x, dst.svm_cid, dst.svm_port) };
+        unsafe { (*(*t).strings.get()).publish(x, dst.svm_cid, dst.svm_port) };
         // The connection keeps the transport, and this reference, for as
         // long as it lives, in case nfsd needs a backchannel on it again.
         // SAFETY: `raw` is live; `conn` is a live connection of ours (its
@@ -115,7 +116,7 @@ impl BcTransport {
 
 impl SvcVsock {
     /// Sends the callback `req` as one record on this connection.
-    fn send_callback(&self, req: &Rqst<'_>) -> Result {
+    fn send_callback(&self, req: &Rqst) -> Result {
         let Some(conn) = &self.conn else {
             return Err(Error::from_errno(-(kernel::bindings::ENOTCONN as i32)));
         };
@@ -219,7 +220,7 @@ unsafe extern "C" fn xv_bc_send_request(req: *mut sys::rpc_rqst) -> c_int {
     // SAFETY: setup linked the transport to a live connection of ours,
     // which holds the transport until it is freed.
     let conn = unsafe { SvcVsock::from_xprt((*req.xprt_raw()).bc_xprt) };
-    match conn.send_callback(&req) {
+    match conn.send_callback(req) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
