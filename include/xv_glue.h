@@ -47,10 +47,32 @@ void xv_svc_bvec_set_virt(struct bio_vec *bv, void *vaddr, unsigned int len);
 void *xv_svc_page_address(struct page *page);
 void xv_svc_put_page(struct page *page);
 
-/* Client transport */
+/* rpc_xprt and rpc_rqst: the client transport and nfsd's backchannel */
 
 #include <linux/sunrpc/xprt.h>
 #include <linux/workqueue.h>
+
+/* Implemented in C: static inline functions and macros. */
+bool xv_module_get(void);
+void xv_module_put(void);
+void xv_xprt_queue_lock(struct rpc_xprt *xprt);
+void xv_xprt_queue_unlock(struct rpc_xprt *xprt);
+void xv_xprt_transport_lock(struct rpc_xprt *xprt);
+void xv_xprt_transport_unlock(struct rpc_xprt *xprt);
+bool xv_xprt_connected(struct rpc_xprt *xprt);
+bool xv_xprt_test_and_set_connected(struct rpc_xprt *xprt);
+void xv_xprt_clear_connected(struct rpc_xprt *xprt);
+void xv_xprt_clear_connecting(struct rpc_xprt *xprt);
+void xv_xprt_set_bound(struct rpc_xprt *xprt);
+bool xv_xprt_close_wait(struct rpc_xprt *xprt);
+void xv_xprt_reset_connection_flags(struct rpc_xprt *xprt);
+bool xv_xprt_resvport(const struct rpc_xprt *xprt);
+struct page *xv_xdr_alloc_page(void);
+void *xv_kmalloc_array(size_t n, size_t size, gfp_t gfp);
+bool xv_rqst_is_backchannel(struct rpc_rqst *req);
+void xv_xprt_warn_ratelimited(const struct rpc_xprt *xprt, const char *what);
+
+/* Client transport */
 
 struct mutex;
 
@@ -70,30 +92,12 @@ void xv_clnt_init_xprt(struct rpc_xprt *xprt, struct mutex *recv_mutex,
 		       struct work_struct *recv_work,
 		       struct work_struct *error_work,
 		       struct delayed_work *connect_work);
-bool xv_clnt_module_get(void);
-void xv_clnt_module_put(void);
 void xv_clnt_queue_work(struct work_struct *work);
 void xv_clnt_queue_delayed_work(struct delayed_work *work,
 				unsigned long delay);
 void xv_clnt_recv_lock(struct mutex *recv_mutex);
-void xv_clnt_queue_lock(struct rpc_xprt *xprt);
-void xv_clnt_queue_unlock(struct rpc_xprt *xprt);
-void xv_clnt_transport_lock(struct rpc_xprt *xprt);
-void xv_clnt_transport_unlock(struct rpc_xprt *xprt);
-bool xv_clnt_connected(struct rpc_xprt *xprt);
-bool xv_clnt_test_and_set_connected(struct rpc_xprt *xprt);
-void xv_clnt_clear_connected(struct rpc_xprt *xprt);
-void xv_clnt_clear_connecting(struct rpc_xprt *xprt);
-void xv_clnt_set_bound(struct rpc_xprt *xprt);
-bool xv_clnt_close_wait(struct rpc_xprt *xprt);
-void xv_clnt_reset_connection_flags(struct rpc_xprt *xprt);
-bool xv_clnt_resvport(const struct rpc_xprt *xprt);
 unsigned int xv_clnt_memalloc_nofs_save(void);
 void xv_clnt_memalloc_nofs_restore(unsigned int flags);
-struct page *xv_clnt_alloc_page(void);
-void *xv_clnt_kmalloc_array(size_t n, size_t size, gfp_t gfp);
-bool xv_clnt_rqst_is_backchannel(struct rpc_rqst *req);
-void xv_clnt_warn_ratelimited(const struct rpc_xprt *xprt, const char *what);
 
 /* NFSv4.1 backchannel */
 struct svc_serv;

@@ -362,7 +362,7 @@ impl Transport {
             x.set_bound();
         }
         // SAFETY: plain C call.
-        if !unsafe { sys::xv_clnt_module_get() } {
+        if !unsafe { sys::xv_module_get() } {
             // SAFETY: `raw` came from `xprt_alloc()` and was never shared.
             unsafe { sys::xprt_free(raw) };
             return Err(EINVAL);
@@ -1167,7 +1167,7 @@ unsafe extern "C" fn xv_clnt_destroy(xprt: *mut sys::rpc_xprt) {
     unsafe {
         ptr::drop_in_place(xprt.cast::<Transport>());
         sys::xprt_free(xprt);
-        sys::xv_clnt_module_put();
+        sys::xv_module_put();
     }
 }
 

@@ -119,23 +119,126 @@ void xv_sk_callback_write_unlock(struct sock *sk)
 	write_unlock_bh(&sk->sk_callback_lock);
 }
 
-/* Client transport */
+/* rpc_xprt and rpc_rqst: the client transport and nfsd's backchannel */
 
 #include <linux/gfp.h>
 #include <linux/module.h>
-#include <linux/mutex.h>
 #include <linux/ratelimit.h>
-#include <linux/sched/mm.h>
 #include <linux/sunrpc/sched.h>
 #include <linux/sunrpc/xprt.h>
-#include <linux/workqueue.h>
 
 /* Same timeouts as TCP: vsock is a reliable stream as well. */
-static const struct rpc_timeout xv_clnt_timeout = {
+static const struct rpc_timeout xv_xprt_timeout = {
 	.to_initval	= 60 * HZ,
 	.to_maxval	= 60 * HZ,
 	.to_retries	= 2,
 };
+
+bool xv_module_get(void)
+{
+	return try_module_get(THIS_MODULE);
+}
+
+void xv_module_put(void)
+{
+	module_put(THIS_MODULE);
+}
+
+void xv_xprt_queue_lock(struct rpc_xprt *xprt)
+{
+	spin_lock(&xprt->queue_lock);
+}
+
+void xv_xprt_queue_unlock(struct rpc_xprt *xprt)
+{
+	spin_unlock(&xprt->queue_lock);
+}
+
+void xv_xprt_transport_lock(struct rpc_xprt *xprt)
+{
+	spin_lock(&xprt->transport_lock);
+}
+
+void xv_xprt_transport_unlock(struct rpc_xprt *xprt)
+{
+	spin_unlock(&xprt->transport_lock);
+}
+
+bool xv_xprt_connected(struct rpc_xprt *xprt)
+{
+	return xprt_connected(xprt);
+}
+
+bool xv_xprt_test_and_set_connected(struct rpc_xprt *xprt)
+{
+	return xprt_test_and_set_connected(xprt);
+}
+
+void xv_xprt_clear_connected(struct rpc_xprt *xprt)
+{
+	xprt_clear_connected(xprt);
+}
+
+void xv_xprt_clear_connecting(struct rpc_xprt *xprt)
+{
+	xprt_clear_connecting(xprt);
+}
+
+void xv_xprt_set_bound(struct rpc_xprt *xprt)
+{
+	xprt_set_bound(xprt);
+}
+
+bool xv_xprt_close_wait(struct rpc_xprt *xprt)
+{
+	return test_bit(XPRT_CLOSE_WAIT, &xprt->state);
+}
+
+/* As xprtsock after a reset: a new connection starts with clean flags. */
+void xv_xprt_reset_connection_flags(struct rpc_xprt *xprt)
+{
+	xprt->connect_cookie++;
+	/* Order the cookie before the flags, as xs_sock_reset_connection_flags */
+	smp_mb__before_atomic();
+	clear_bit(XPRT_CLOSE_WAIT, &xprt->state);
+	clear_bit(XPRT_CLOSING, &xprt->state);
+	/* and the flags before what the caller does next. */
+	smp_mb__after_atomic();
+}
+
+bool xv_xprt_resvport(const struct rpc_xprt *xprt)
+{
+	return xprt->resvport;
+}
+
+/* For sparse receive buffers; a failure just shortens the read. */
+struct page *xv_xdr_alloc_page(void)
+{
+	return alloc_page(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN);
+}
+
+void *xv_kmalloc_array(size_t n, size_t size, gfp_t gfp)
+{
+	return kmalloc_array(n, size, gfp);
+}
+
+/* A reply of the NFS callback service, not a call. */
+bool xv_rqst_is_backchannel(struct rpc_rqst *req)
+{
+	return bc_prealloc(req);
+}
+
+void xv_xprt_warn_ratelimited(const struct rpc_xprt *xprt, const char *what)
+{
+	pr_warn_ratelimited("xprtvsock: server %s: %s; closing the connection\n",
+			    xprt->address_strings[RPC_DISPLAY_ADDR], what);
+}
+
+/* Client transport */
+
+#include <linux/mutex.h>
+#include <linux/sched/mm.h>
+#include <linux/workqueue.h>
 
 struct xprt_class xv_clnt_class = {
 	.list	= LIST_HEAD_INIT(xv_clnt_class.list),
@@ -151,22 +254,12 @@ void xv_clnt_init_xprt(struct rpc_xprt *xprt, struct mutex *recv_mutex,
 		       struct work_struct *error_work,
 		       struct delayed_work *connect_work)
 {
-	xprt->timeout = &xv_clnt_timeout;
+	xprt->timeout = &xv_xprt_timeout;
 	xprt->xprt_class = &xv_clnt_class;
 	mutex_init(recv_mutex);
 	INIT_WORK(recv_work, xv_clnt_recv_work);
 	INIT_WORK(error_work, xv_clnt_error_work);
 	INIT_DELAYED_WORK(connect_work, xv_clnt_connect_work);
-}
-
-bool xv_clnt_module_get(void)
-{
-	return try_module_get(THIS_MODULE);
-}
-
-void xv_clnt_module_put(void)
-{
-	module_put(THIS_MODULE);
 }
 
 void xv_clnt_queue_work(struct work_struct *work)
@@ -185,73 +278,6 @@ void xv_clnt_recv_lock(struct mutex *recv_mutex)
 	mutex_lock(recv_mutex);
 }
 
-void xv_clnt_queue_lock(struct rpc_xprt *xprt)
-{
-	spin_lock(&xprt->queue_lock);
-}
-
-void xv_clnt_queue_unlock(struct rpc_xprt *xprt)
-{
-	spin_unlock(&xprt->queue_lock);
-}
-
-void xv_clnt_transport_lock(struct rpc_xprt *xprt)
-{
-	spin_lock(&xprt->transport_lock);
-}
-
-void xv_clnt_transport_unlock(struct rpc_xprt *xprt)
-{
-	spin_unlock(&xprt->transport_lock);
-}
-
-bool xv_clnt_connected(struct rpc_xprt *xprt)
-{
-	return xprt_connected(xprt);
-}
-
-bool xv_clnt_test_and_set_connected(struct rpc_xprt *xprt)
-{
-	return xprt_test_and_set_connected(xprt);
-}
-
-void xv_clnt_clear_connected(struct rpc_xprt *xprt)
-{
-	xprt_clear_connected(xprt);
-}
-
-void xv_clnt_clear_connecting(struct rpc_xprt *xprt)
-{
-	xprt_clear_connecting(xprt);
-}
-
-void xv_clnt_set_bound(struct rpc_xprt *xprt)
-{
-	xprt_set_bound(xprt);
-}
-
-bool xv_clnt_close_wait(struct rpc_xprt *xprt)
-{
-	return test_bit(XPRT_CLOSE_WAIT, &xprt->state);
-}
-
-/* As xprtsock after a reset: a new connection starts with clean flags. */
-void xv_clnt_reset_connection_flags(struct rpc_xprt *xprt)
-{
-	xprt->connect_cookie++;
-	/* Order the cookie before the flags, as xs_sock_reset_connection_flags */
-	smp_mb__before_atomic();
-	clear_bit(XPRT_CLOSE_WAIT, &xprt->state);
-	clear_bit(XPRT_CLOSING, &xprt->state);
-	/* and the flags before what the caller does next. */
-	smp_mb__after_atomic();
-}
-
-bool xv_clnt_resvport(const struct rpc_xprt *xprt)
-{
-	return xprt->resvport;
-}
-
 unsigned int xv_clnt_memalloc_nofs_save(void)
 {
 	return memalloc_nofs_save();
@@ -260,29 +286,6 @@ unsigned int xv_clnt_memalloc_nofs_save(void)
 void xv_clnt_memalloc_nofs_restore(unsigned int flags)
 {
 	memalloc_nofs_restore(flags);
-}
-
-/* For sparse receive buffers; a failure just shortens the read. */
-struct page *xv_clnt_alloc_page(void)
-{
-	return alloc_page(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN);
-}
-
-void *xv_clnt_kmalloc_array(size_t n, size_t size, gfp_t gfp)
-{
-	return kmalloc_array(n, size, gfp);
-}
-
-/* A reply of the NFS callback service, not a call. */
-bool xv_clnt_rqst_is_backchannel(struct rpc_rqst *req)
-{
-	return bc_prealloc(req);
-}
-
-void xv_clnt_warn_ratelimited(const struct rpc_xprt *xprt, const char *what)
-{
-	pr_warn_ratelimited("xprtvsock: server %s: %s; closing the connection\n",
-			    xprt->address_strings[RPC_DISPLAY_ADDR], what);
 }
 
 /* Server transport */
@@ -374,7 +377,7 @@ struct xprt_class xv_bc_class = {
 
 void xv_bc_init_xprt(struct rpc_xprt *xprt)
 {
-	xprt->timeout = &xv_clnt_timeout;
+	xprt->timeout = &xv_xprt_timeout;
 	xprt->xprt_class = &xv_bc_class;
 	xprt_set_bound(xprt);
 	xprt_set_connected(xprt);

@@ -52,7 +52,7 @@ impl Rqst {
     /// Whether this is the NFS callback service's reply to a callback.
     pub(crate) fn is_backchannel(&self) -> bool {
         // SAFETY: the request is valid (type invariant).
-        unsafe { sys::xv_clnt_rqst_is_backchannel(self.as_raw()) }
+        unsafe { sys::xv_rqst_is_backchannel(self.as_raw()) }
     }
 
     pub(crate) fn xprt_raw(&self) -> *mut sys::rpc_xprt {
@@ -241,10 +241,9 @@ pub(crate) unsafe fn alloc_bvec(buf: *mut sys::xdr_buf) -> Result {
         return Ok(());
     }
     // SAFETY: plain allocation; freed by the core with kfree().
-    let bvec = unsafe {
-        sys::xv_clnt_kmalloc_array(n, size_of::<sys::bio_vec>(), sys::rpc_task_gfp_mask())
-    }
-    .cast::<sys::bio_vec>();
+    let bvec =
+        unsafe { sys::xv_kmalloc_array(n, size_of::<sys::bio_vec>(), sys::rpc_task_gfp_mask()) }
+            .cast::<sys::bio_vec>();
     if bvec.is_null() {
         return Err(ENOMEM);
     }
@@ -279,7 +278,7 @@ fn alloc_sparse_pages(buf: &mut sys::xdr_buf, want: usize) -> usize {
             if !(*slot).is_null() {
                 continue;
             }
-            let page = sys::xv_clnt_alloc_page();
+            let page = sys::xv_xdr_alloc_page();
             if page.is_null() {
                 let have = i * kernel::page::PAGE_SIZE;
                 return have.saturating_sub(base);

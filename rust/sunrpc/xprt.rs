@@ -150,42 +150,42 @@ impl Xprt {
 
     pub(crate) fn resvport(&self) -> bool {
         // SAFETY: the transport is live (type invariant).
-        unsafe { sys::xv_clnt_resvport(self.as_raw()) }
+        unsafe { sys::xv_xprt_resvport(self.as_raw()) }
     }
 
     pub(crate) fn connected(&self) -> bool {
         // SAFETY: the transport is live (type invariant).
-        unsafe { sys::xv_clnt_connected(self.as_raw()) }
+        unsafe { sys::xv_xprt_connected(self.as_raw()) }
     }
 
     pub(crate) fn test_and_set_connected(&self) -> bool {
         // SAFETY: the transport is live (type invariant).
-        unsafe { sys::xv_clnt_test_and_set_connected(self.as_raw()) }
+        unsafe { sys::xv_xprt_test_and_set_connected(self.as_raw()) }
     }
 
     pub(crate) fn clear_connected(&self) {
         // SAFETY: the transport is live (type invariant).
-        unsafe { sys::xv_clnt_clear_connected(self.as_raw()) }
+        unsafe { sys::xv_xprt_clear_connected(self.as_raw()) }
     }
 
     pub(crate) fn clear_connecting(&self) {
         // SAFETY: the transport is live (type invariant).
-        unsafe { sys::xv_clnt_clear_connecting(self.as_raw()) }
+        unsafe { sys::xv_xprt_clear_connecting(self.as_raw()) }
     }
 
     pub(crate) fn set_bound(&self) {
         // SAFETY: the transport is live (type invariant).
-        unsafe { sys::xv_clnt_set_bound(self.as_raw()) }
+        unsafe { sys::xv_xprt_set_bound(self.as_raw()) }
     }
 
     pub(crate) fn close_wait(&self) -> bool {
         // SAFETY: the transport is live (type invariant).
-        unsafe { sys::xv_clnt_close_wait(self.as_raw()) }
+        unsafe { sys::xv_xprt_close_wait(self.as_raw()) }
     }
 
     pub(crate) fn reset_connection_flags(&self) {
         // SAFETY: the transport is live (type invariant).
-        unsafe { sys::xv_clnt_reset_connection_flags(self.as_raw()) }
+        unsafe { sys::xv_xprt_reset_connection_flags(self.as_raw()) }
     }
 
     pub(crate) fn bump_connect_cookie(&self) {
@@ -287,10 +287,10 @@ impl Xprt {
 
     pub(crate) fn with_transport_lock<R>(&self, f: impl FnOnce() -> R) -> R {
         // SAFETY: the transport is live (type invariant); the lock is released below.
-        unsafe { sys::xv_clnt_transport_lock(self.as_raw()) };
+        unsafe { sys::xv_xprt_transport_lock(self.as_raw()) };
         let r = f();
         // SAFETY: locked above.
-        unsafe { sys::xv_clnt_transport_unlock(self.as_raw()) };
+        unsafe { sys::xv_xprt_transport_unlock(self.as_raw()) };
         r
     }
 
@@ -298,10 +298,10 @@ impl Xprt {
     /// completion need.
     pub(crate) fn with_queue_lock<R>(&self, f: impl FnOnce() -> R) -> R {
         // SAFETY: the transport is live (type invariant); the lock is released below.
-        unsafe { sys::xv_clnt_queue_lock(self.as_raw()) };
+        unsafe { sys::xv_xprt_queue_lock(self.as_raw()) };
         let r = f();
         // SAFETY: locked above.
-        unsafe { sys::xv_clnt_queue_unlock(self.as_raw()) };
+        unsafe { sys::xv_xprt_queue_unlock(self.as_raw()) };
         r
     }
 
@@ -320,7 +320,7 @@ impl Xprt {
 
     pub(crate) fn warn_ratelimited(&self, what: &kernel::str::CStr) {
         // SAFETY: the transport is live (type invariant); `what` is NUL-terminated.
-        unsafe { sys::xv_clnt_warn_ratelimited(self.as_raw(), what.as_char_ptr()) }
+        unsafe { sys::xv_xprt_warn_ratelimited(self.as_raw(), what.as_char_ptr()) }
     }
 
     /// Shows the transport line of /proc/self/mountstats (the fields of

@@ -80,7 +80,7 @@ impl BcTransport {
             return Err(ENOMEM);
         }
         // SAFETY: plain C call.
-        if !unsafe { sys::xv_clnt_module_get() } {
+        if !unsafe { sys::xv_module_get() } {
             // SAFETY: `raw` came from `xprt_alloc()` and was never shared.
             unsafe { sys::xprt_free(raw) };
             return Err(EINVAL);
@@ -246,7 +246,7 @@ unsafe extern "C" fn xv_bc_destroy(xprt: *mut sys::rpc_xprt) {
     unsafe {
         ptr::drop_in_place(xprt.cast::<BcTransport>());
         sys::xprt_free(xprt);
-        sys::xv_clnt_module_put();
+        sys::xv_module_put();
     }
 }
 
