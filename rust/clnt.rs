@@ -253,9 +253,8 @@ impl Transport {
     ///
     /// The caller holds `XPRT_LOCKED`.
     unsafe fn replace_sock(&self, new: Option<Socket>) -> Option<Socket> {
-        let guard = self.recv_lock();
-        let rx = guard.receiver();
-        *rx = Receiver::new();
+        let mut guard = self.recv_lock();
+        *guard.receiver() = Receiver::new();
         // SAFETY: XPRT_LOCKED (caller) keeps senders out, `recv_mutex` the
         // receive worker; the connect worker and close hold XPRT_LOCKED.
         let old = unsafe { ptr::replace(self.sock.get(), new) };
@@ -277,16 +276,23 @@ impl Transport {
 struct RecvGuard<'a>(&'a Transport);
 
 impl RecvGuard<'_> {
-    #[allow(clippy::mut_from_ref)]
-    fn receiver(&self) -> &mut Receiver {
-        // SAFETY: the receive state is only used under `recv_mutex`, held
-        // by `self`, and callers do not keep two references at once.
+    /// The receive state: borrowed from the guard, so there is one
+    /// reference at a time.
+    fn receiver(&mut self) -> &mut Receiver {
+        // SAFETY: the receive state is only used under `recv_mutex`, which
+        // `self` holds; the exclusive borrow of the guard makes this the only
+        // reference.
         unsafe { &mut *self.0.recv.get() }
     }
 
-    fn sock(&self) -> Option<&Socket> {
-        // SAFETY: the socket is only replaced under `recv_mutex`.
-        unsafe { (*self.0.sock.get()).as_ref() }
+    /// The current socket and the receive state, for the receive worker.
+    fn sock_and_receiver(&mut self) -> (Option<&Socket>, &mut Receiver) {
+        // SAFETY: the socket is only replaced under `recv_mutex`, which
+        // `self` holds.
+        let sock = unsafe { (*self.0.sock.get()).as_ref() };
+        // SAFETY: as in `receiver`; `sock` is another field.
+        let rx = unsafe { &mut *self.0.recv.get() };
+        (sock, rx)
     }
 }
 
@@ -772,11 +778,10 @@ impl Transport {
     fn recv_worker(&self) {
         // SAFETY: plain C calls; receiving must not recurse into NFS.
         let nofs = unsafe { sys::xv_clnt_memalloc_nofs_save() };
-        let guard = self.recv_lock();
+        let mut guard = self.recv_lock();
         // Cleared first: data that arrives from now on queues us again.
         self.test_and_clear_flag(DATA_READY);
-        if let Some(sock) = guard.sock() {
-            let rx = guard.receiver();
+        if let (Some(sock), rx) = guard.sock_and_receiver() {
             if !rx.broken {
                 let stop = loop {
                     if let Err(stop) = self.recv_step(sock, rx) {

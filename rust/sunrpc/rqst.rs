@@ -89,12 +89,13 @@ impl Rqst {
     /// does not fit the buffer's head. Call under `queue_lock`.
     #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
     pub(crate) fn set_reply_head(&self, bytes: &[u8]) -> bool {
-        // SAFETY: the request is valid (type invariant) and the caller holds `queue_lock`, which
-        // keeps the request from completing under us.
+        let req = self.as_raw();
+        // SAFETY: the request is valid (type invariant) and the caller holds
+        // `queue_lock`, which keeps the request from completing under us; the
+        // fields are reached through the pointer, as the core reads others.
         unsafe {
-            let req = &mut *self.as_raw();
-            req.rq_private_buf = req.rq_rcv_buf;
-            let head = &req.rq_private_buf.head[0];
+            (*req).rq_private_buf = (*req).rq_rcv_buf;
+            let head = (*req).rq_private_buf.head[0];
             if head.iov_len < bytes.len() {
                 return false;
             }
@@ -116,10 +117,10 @@ impl Rqst {
 
     /// Puts XID and direction at the start of the reply buffer.
     pub(crate) fn copy_header(&self, hdr: &[u8]) {
-        // SAFETY: the request is pinned or `queue_lock` is held; only the receive worker writes
-        // the reply buffer.
+        // SAFETY: the request is pinned or `queue_lock` is held; only the
+        // receive worker writes the reply buffer.
         unsafe {
-            let head = &(*self.as_raw()).rq_private_buf.head[0];
+            let head = (*self.as_raw()).rq_private_buf.head[0];
             if head.iov_len >= hdr.len() {
                 ptr::copy_nonoverlapping(hdr.as_ptr(), head.iov_base.cast::<u8>(), hdr.len());
             }
@@ -134,10 +135,12 @@ impl Rqst {
         seek: usize,
         end: usize,
     ) -> (usize, core::result::Result<(), ReadStop>) {
-        // SAFETY: the request is pinned and only the receive worker fills it.
-        let buf = unsafe { &mut (*self.as_raw()).rq_private_buf };
+        // SAFETY: the request is pinned and only the receive worker fills
+        // it. The walk needs the buffer's fields, not a reference to it: the
+        // core still reaches the request under `queue_lock`.
+        let buf = unsafe { ptr::read(ptr::addr_of!((*self.as_raw()).rq_private_buf)) };
         // SAFETY: `buf` is a receive buffer prepared by `alloc_bvec`.
-        unsafe { read_xdr_buf(sock, buf, seek, end) }
+        unsafe { read_xdr_buf(sock, &buf, seek, end) }
     }
 
     pub(crate) fn bytes_sent(&self) -> usize {
@@ -234,10 +237,11 @@ fn page_count(buf: &sys::xdr_buf) -> usize {
 ///
 /// `buf` must be a buffer of a request being prepared.
 pub(crate) unsafe fn alloc_bvec(buf: *mut sys::xdr_buf) -> Result {
-    // SAFETY: by the caller's guarantee the buffer is ours to set up.
-    let buf = unsafe { &mut *buf };
-    let n = page_count(buf);
-    if n == 0 || !buf.bvec.is_null() {
+    // SAFETY: by the caller's guarantee the buffer is live; a copy of its
+    // fields is enough to read them.
+    let fields = unsafe { ptr::read(buf) };
+    let n = page_count(&fields);
+    if n == 0 || !fields.bvec.is_null() {
         return Ok(());
     }
     // SAFETY: plain allocation; freed by the core with kfree().
@@ -252,20 +256,21 @@ pub(crate) unsafe fn alloc_bvec(buf: *mut sys::xdr_buf) -> Result {
         // (some may be NULL for sparse buffers, filled in on receive).
         unsafe {
             bvec.add(i).write(sys::bio_vec {
-                bv_page: *buf.pages.add(i),
+                bv_page: *fields.pages.add(i),
                 bv_len: kernel::page::PAGE_SIZE as u32,
                 bv_offset: 0,
             })
         };
     }
-    buf.bvec = bvec;
+    // SAFETY: the buffer is ours to set up (the caller's guarantee).
+    unsafe { (*buf).bvec = bvec };
     Ok(())
 }
 
 /// Allocates the missing pages of a sparse buffer up to `want` bytes of
 /// page data; returns how many bytes have pages (as xprtsock's
 /// `xs_alloc_sparse_pages()`).
-fn alloc_sparse_pages(buf: &mut sys::xdr_buf, want: usize) -> usize {
+fn alloc_sparse_pages(buf: &sys::xdr_buf, want: usize) -> usize {
     if want == 0 || buf.flags & sys::XDRBUF_SPARSE_PAGES == 0 {
         return want;
     }
@@ -295,11 +300,12 @@ fn alloc_sparse_pages(buf: &mut sys::xdr_buf, want: usize) -> usize {
 ///
 /// # Safety
 ///
-/// `buf` must be a receive buffer whose `bvec` (if it has pages) was made
-/// by [`alloc_bvec`].
+/// `buf` must be (a copy of) a receive buffer whose `bvec` (if it has
+/// pages) was made by [`alloc_bvec`]; only the pages it points to are
+/// written.
 unsafe fn read_xdr_buf(
     sock: &Socket,
-    buf: &mut sys::xdr_buf,
+    buf: &sys::xdr_buf,
     seek: usize,
     end: usize,
 ) -> (usize, core::result::Result<(), ReadStop>) {

@@ -121,22 +121,31 @@ impl Xprt {
         hex_port: *const u8,
     ) {
         const NETID: &kernel::str::CStr = kernel::c_str!("vsock");
-        // SAFETY: the transport is live (type invariant); the strings outlive it (caller).
+        let x = self.as_raw();
+        // SAFETY: the transport is live (type invariant); the strings outlive
+        // it (caller). The array is written in place through the pointer:
+        // the core may read it meanwhile (sysfs, debug messages).
         unsafe {
-            let s = &mut (*self.as_raw()).address_strings;
-            s[sys::rpc_display_format_t_RPC_DISPLAY_ADDR as usize] = addr.cast();
-            s[sys::rpc_display_format_t_RPC_DISPLAY_PORT as usize] = port.cast();
-            s[sys::rpc_display_format_t_RPC_DISPLAY_PROTO as usize] = NETID.as_char_ptr();
-            s[sys::rpc_display_format_t_RPC_DISPLAY_HEX_ADDR as usize] = hex_addr.cast();
-            s[sys::rpc_display_format_t_RPC_DISPLAY_HEX_PORT as usize] = hex_port.cast();
-            s[sys::rpc_display_format_t_RPC_DISPLAY_NETID as usize] = NETID.as_char_ptr();
+            (*x).address_strings[sys::rpc_display_format_t_RPC_DISPLAY_ADDR as usize] = addr.cast();
+            (*x).address_strings[sys::rpc_display_format_t_RPC_DISPLAY_PORT as usize] = port.cast();
+            (*x).address_strings[sys::rpc_display_format_t_RPC_DISPLAY_PROTO as usize] =
+                NETID.as_char_ptr();
+            (*x).address_strings[sys::rpc_display_format_t_RPC_DISPLAY_HEX_ADDR as usize] =
+                hex_addr.cast();
+            (*x).address_strings[sys::rpc_display_format_t_RPC_DISPLAY_HEX_PORT as usize] =
+                hex_port.cast();
+            (*x).address_strings[sys::rpc_display_format_t_RPC_DISPLAY_NETID as usize] =
+                NETID.as_char_ptr();
         }
     }
 
     /// The server's CID and port.
     pub(crate) fn peer(&self) -> (u32, u32) {
-        // SAFETY: the transport is live (type invariant); setup stored a `sockaddr_vm` in `addr`.
-        let a = unsafe { &*ptr::addr_of!((*self.as_raw()).addr).cast::<sys::sockaddr_vm>() };
+        // SAFETY: the transport is live (type invariant) and setup stored a
+        // `sockaddr_vm` in `addr`; it is copied out, as `set_port` may write
+        // the port.
+        let a =
+            unsafe { ptr::read(ptr::addr_of!((*self.as_raw()).addr).cast::<sys::sockaddr_vm>()) };
         (a.svm_cid, a.svm_port)
     }
 
@@ -212,13 +221,15 @@ impl Xprt {
 
     /// Adds the time the finished connect took.
     pub(crate) fn add_connect_time(&self) {
-        // SAFETY: as in `start_connect_stats`.
+        let x = self.as_raw();
+        // SAFETY: the transport is live (type invariant); statistics are
+        // unlocked counters, which a socket callback (this caller) updates
+        // through the pointer, with no reference to the whole transport.
         unsafe {
-            let x = &mut *self.as_raw();
-            x.stat.connect_time = x
+            (*x).stat.connect_time = (*x)
                 .stat
                 .connect_time
-                .wrapping_add(jiffies().wrapping_sub(x.stat.connect_start));
+                .wrapping_add(jiffies().wrapping_sub((*x).stat.connect_start));
         }
     }
 
@@ -330,15 +341,20 @@ impl Xprt {
     ///
     /// `seq` must be the file being shown.
     pub(crate) unsafe fn print_stats(&self, seq: *mut sys::seq_file, srcport: u32) {
-        // SAFETY: the transport is live (type invariant); statistics are read unlocked, as by TCP.
-        let (x, now) = (unsafe { &*self.as_raw() }, jiffies());
+        let x = self.as_raw();
+        let now = jiffies();
         let hz = kernel::time::msecs_to_jiffies(1000);
         let idle = if self.connected() {
-            (now.wrapping_sub(x.last_used) as isize) / hz as isize
+            // SAFETY: the transport is live (type invariant); read unlocked,
+            // as by TCP.
+            let last_used = unsafe { ptr::read(ptr::addr_of!((*x).last_used)) };
+            (now.wrapping_sub(last_used) as isize) / hz as isize
         } else {
             0
         };
-        let s = &x.stat;
+        // SAFETY: as above: a copy of the counters, which the core updates
+        // unlocked.
+        let s = unsafe { ptr::read(ptr::addr_of!((*x).stat)) };
         // SAFETY: the format string matches the argument types.
         unsafe {
             sys::seq_printf(
