@@ -15,13 +15,14 @@ use core::ptr;
 use kernel::error::{code::*, Result};
 use kernel::page::PAGE_SIZE;
 
+use super::Transport;
 use crate::sunrpc::rqst::Rqst;
 use crate::sunrpc::xprt::Xprt;
 use crate::sys;
 
 /// Callback requests a transport may hold at once, as xprtsock
 /// (`BC_MAX_SLOTS`); also what CREATE_SESSION advertises.
-pub(super) const MAX_SLOTS: u32 = 64;
+const MAX_SLOTS: u32 = 64;
 
 /// Allocates a request with a one-page receive and send buffer.
 fn alloc_rqst(xprt: &Xprt) -> Option<*mut sys::rpc_rqst> {
@@ -139,7 +140,7 @@ impl Drop for PoolGuard<'_> {
 
 /// `bc_setup`: adds `min_reqs` requests (at most [`MAX_SLOTS`]) to the pool
 /// for a new session.
-pub(super) fn setup(xprt: &Xprt, min_reqs: u32) -> Result {
+fn setup(xprt: &Xprt, min_reqs: u32) -> Result {
     let n = min_reqs.min(MAX_SLOTS) as usize;
     let mut reqs = kernel::alloc::KVec::with_capacity(n, kernel::alloc::flags::GFP_KERNEL)?;
     for _ in 0..n {
@@ -167,7 +168,7 @@ pub(super) fn setup(xprt: &Xprt, min_reqs: u32) -> Result {
 /// `bc_destroy`: frees up to `max_reqs` requests of the pool, for a
 /// session that ended or the transport going away. Requests in use come
 /// back through [`free`], which then frees them.
-pub(super) fn destroy(xprt: &Xprt, max_reqs: u32) {
+fn destroy(xprt: &Xprt, max_reqs: u32) {
     if max_reqs == 0 {
         return;
     }
@@ -268,7 +269,7 @@ fn reinit_xdr_buf(buf: &mut sys::xdr_buf) {
 ///
 /// `req` is a request [`complete`] handed to the callback service, which
 /// no longer uses it.
-pub(super) unsafe fn free(req: *mut sys::rpc_rqst) {
+unsafe fn free(req: *mut sys::rpc_rqst) {
     // SAFETY: by the caller's guarantee `req` is ours again; its transport
     // is live while the reference `complete` took is held.
     let xprt = unsafe { Xprt::from_raw((*req).rq_xprt) };
@@ -299,4 +300,65 @@ pub(super) unsafe fn free(req: *mut sys::rpc_rqst) {
     }
     // SAFETY: drops the reference `complete` took; `xprt` is not used after.
     unsafe { sys::xprt_put(xprt.as_raw()) };
+}
+
+/* The `bc_*` entries of the ops table. */
+
+/// Largest callback the backchannel takes, as xprtsock's: the one page
+/// each request of the pool receives into.
+const BC_MAX_PAYLOAD: usize = kernel::page::PAGE_SIZE;
+
+/// `bc_setup`: a new session's callbacks need `min_reqs` more requests.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+pub(super) unsafe extern "C" fn xv_clnt_bc_setup(xprt: *mut sys::rpc_xprt, min_reqs: u32) -> i32 {
+    // SAFETY: the core passes one of our transports.
+    let t = unsafe { Transport::from_xprt(xprt) };
+    match setup(t.xprt(), min_reqs) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `bc_maxpayload`.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+pub(super) unsafe extern "C" fn xv_clnt_bc_maxpayload(_xprt: *mut sys::rpc_xprt) -> usize {
+    BC_MAX_PAYLOAD
+}
+
+/// `bc_num_slots`.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+pub(super) unsafe extern "C" fn xv_clnt_bc_num_slots(_xprt: *mut sys::rpc_xprt) -> u32 {
+    MAX_SLOTS
+}
+
+/// `bc_free_rqst`: the callback service is done with a callback request.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+pub(super) unsafe extern "C" fn xv_clnt_bc_free_rqst(req: *mut sys::rpc_rqst) {
+    // SAFETY: the core calls this once per callback request it is done with.
+    unsafe { free(req) };
+}
+
+/// `bc_destroy`: a session ended, or the transport goes away.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+pub(super) unsafe extern "C" fn xv_clnt_bc_destroy(xprt: *mut sys::rpc_xprt, max_reqs: u32) {
+    // SAFETY: the core passes one of our transports.
+    let t = unsafe { Transport::from_xprt(xprt) };
+    // The receive worker may be filling a request of the pool.
+    let _receiving = t.recv_lock();
+    destroy(t.xprt(), max_reqs);
 }

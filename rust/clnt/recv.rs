@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Receiving: the receive worker reads records off the socket, completes
+//! the requests their replies answer and hands the server's callbacks to
+//! the backchannel pool.
+
+use kernel::error::{code::EAGAIN, Error, Result};
+
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+use super::backchannel;
+use super::{container_of_work, Transport, DATA_READY};
+use crate::record::{self, Limits, Progress, RecordDecoder, Want};
+use crate::sunrpc::rqst::{ReadStop, Rqst};
+use crate::sys;
+use crate::vsock::Socket;
+
+/// Bytes of an RPC message that decide where it goes: XID and direction.
+const HDR_LEN: usize = 8;
+
+/// `msg_type` of a reply (RFC 5531).
+const RPC_REPLY: u32 = 1;
+
+/// `msg_type` of a call: on the client, a backchannel request.
+const RPC_CALL: u32 = 0;
+
+/// Longest reply record accepted: well above the 1 MiB rsize/READDIR
+/// replies plus headers. Longer records are taken as a broken peer.
+const MAX_REPLY_LEN: u32 = 8 << 20;
+
+/// Where the payload of the record being received goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// Into `Receiver::hdr`: XID and direction are not complete yet.
+    Header,
+    /// Into the receive buffer of the request with the record's XID.
+    Reply,
+    /// Into a request of the backchannel pool: a callback from the server.
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    Callback,
+    /// Nowhere: unknown XID, retransmitted request, or a callback nobody
+    /// serves.
+    Discard,
+}
+
+/// Receive state of one connection, protected by `Transport::recv_mutex`.
+pub(super) struct Receiver {
+    decoder: RecordDecoder,
+    hdr: [u8; HDR_LEN],
+    target: Target,
+    /// Bytes of the record copied into the request (0: none yet).
+    copied: usize,
+    /// The peer sent garbage; nothing more is read from this connection.
+    broken: bool,
+}
+
+impl Receiver {
+    pub(super) fn new() -> Self {
+        Self {
+            decoder: RecordDecoder::new(Limits::with_max_record_len(MAX_REPLY_LEN)),
+            hdr: [0; HDR_LEN],
+            target: Target::Header,
+            copied: 0,
+            broken: false,
+        }
+    }
+
+    /// The XID in wire byte order, as the core keeps it.
+    fn xid(&self) -> u32 {
+        u32::from_ne_bytes([self.hdr[0], self.hdr[1], self.hdr[2], self.hdr[3]])
+    }
+
+    fn calldir(&self) -> u32 {
+        u32::from_be_bytes([self.hdr[4], self.hdr[5], self.hdr[6], self.hdr[7]])
+    }
+}
+
+/// Why the receive loop stops.
+enum Stop {
+    /// Nothing more to read now.
+    Again,
+    /// The peer closed the connection.
+    Eof,
+    /// The peer broke the protocol.
+    Malformed(&'static kernel::str::CStr),
+    /// The socket failed.
+    Error(Error),
+}
+
+fn recv_result(r: Result<usize>) -> Result<usize, Stop> {
+    match r {
+        Ok(0) => Err(Stop::Eof),
+        Ok(n) => Ok(n),
+        Err(e) if e == EAGAIN => Err(Stop::Again),
+        Err(e) => Err(Stop::Error(e)),
+    }
+}
+
+fn malformed(_: record::RecordError) -> Stop {
+    Stop::Malformed(kernel::c_str!("bad record marking"))
+}
+
+impl Transport {
+    fn recv_worker(&self) {
+        // SAFETY: plain C calls; receiving must not recurse into NFS.
+        let nofs = unsafe { sys::xv_clnt_memalloc_nofs_save() };
+        let mut guard = self.recv_lock();
+        // Cleared first: data that arrives from now on queues us again.
+        self.test_and_clear_flag(DATA_READY);
+        if let (Some(sock), rx) = guard.sock_and_receiver() {
+            if !rx.broken {
+                let stop = loop {
+                    if let Err(stop) = self.recv_step(sock, rx) {
+                        break stop;
+                    }
+                };
+                self.recv_stopped(rx, stop);
+            }
+        }
+        drop(guard);
+        // SAFETY: `nofs` came from the matching save.
+        unsafe { sys::xv_clnt_memalloc_nofs_restore(nofs) };
+    }
+
+    fn recv_stopped(&self, rx: &mut Receiver, stop: Stop) {
+        let x = self.xprt();
+        match stop {
+            Stop::Again => {}
+            Stop::Eof => x.force_disconnect(),
+            Stop::Error(e) => {
+                x.wake_pending(e.to_errno());
+                x.force_disconnect();
+            }
+            Stop::Malformed(what) => {
+                rx.broken = true;
+                x.warn_ratelimited(what);
+                x.force_disconnect();
+            }
+        }
+    }
+
+    /// Reads what the decoder wants next, once.
+    fn recv_step(&self, sock: &Socket, rx: &mut Receiver) -> Result<(), Stop> {
+        let (offset, len) = match rx.decoder.want() {
+            Want::Marker(buf) => {
+                let n = recv_result(sock.recv(buf))?;
+                let progress = rx.decoder.consumed(n).map_err(malformed)?;
+                return self.after(rx, progress);
+            }
+            Want::Payload { offset, len } => (offset as usize, len as usize),
+        };
+        if offset < HDR_LEN {
+            let end = HDR_LEN.min(offset + len);
+            let n = recv_result(sock.recv(&mut rx.hdr[offset..end]))?;
+            let progress = rx.decoder.consumed(n).map_err(malformed)?;
+            if offset + n == HDR_LEN {
+                rx.target = match rx.calldir() {
+                    RPC_REPLY => Target::Reply,
+                    RPC_CALL => self.callback_target(),
+                    _ => return Err(Stop::Malformed(kernel::c_str!("bad message direction"))),
+                };
+            }
+            return self.after(rx, progress);
+        }
+        match rx.target {
+            Target::Reply => self.read_reply(sock, rx, offset, len),
+            #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+            Target::Callback => self.read_callback(sock, rx, offset, len),
+            Target::Discard | Target::Header => {
+                let n = recv_result(sock.recv_discard(len))?;
+                let progress = rx.decoder.consumed(n).map_err(malformed)?;
+                self.after(rx, progress)
+            }
+        }
+    }
+
+    /// Handles the end of a record reported by the decoder.
+    fn after(&self, rx: &mut Receiver, progress: Progress) -> Result<(), Stop> {
+        let Progress::Record { len } = progress else {
+            return Ok(());
+        };
+        if (len as usize) < HDR_LEN {
+            return Err(Stop::Malformed(kernel::c_str!(
+                "record shorter than an RPC header"
+            )));
+        }
+        if rx.target == Target::Reply {
+            // The record ended with the bytes already held: complete it.
+            let x = self.xprt();
+            x.with_queue_lock(|| {
+                if let Some(req) = x.lookup_rqst(rx.xid()) {
+                    if rx.copied == 0 || req.private_len() != 0 {
+                        if rx.copied == 0 {
+                            req.copy_header(&rx.hdr);
+                        }
+                        req.complete(len as usize);
+                    }
+                }
+            });
+        }
+        #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+        if rx.target == Target::Callback && rx.copied == 0 {
+            // A callback of nothing but its header.
+            let x = self.xprt();
+            if let Some(req) = backchannel::lookup(x, rx.xid(), false) {
+                req.copy_header(&rx.hdr);
+                backchannel::complete(x, req, len as usize);
+            }
+        }
+        rx.target = Target::Header;
+        rx.copied = 0;
+        Ok(())
+    }
+
+    /// Copies up to `len` bytes at record `offset` into the reply's buffer.
+    fn read_reply(
+        &self,
+        sock: &Socket,
+        rx: &mut Receiver,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), Stop> {
+        let x = self.xprt();
+        let pinned = x.with_queue_lock(|| {
+            let req = x.lookup_rqst(rx.xid())?;
+            // A request that was re-queued since the first bytes arrived
+            // has a fresh buffer: the rest of this reply is stale.
+            if rx.copied != 0 && req.private_len() == 0 {
+                return None;
+            }
+            Some(req.pin())
+        });
+        let Some(req) = pinned else {
+            rx.target = Target::Discard;
+            return Ok(());
+        };
+        let filled = self.fill_rqst(sock, rx, req, offset, len);
+        x.with_queue_lock(|| {
+            if filled.ended {
+                req.complete(rx.copied);
+            } else {
+                req.set_private_len(rx.copied);
+            }
+            req.unpin();
+        });
+        self.after_fill(rx, filled)
+    }
+
+    /// Reads stream bytes for record offsets `[offset, offset + len)` into
+    /// `req`'s receive buffer, after the record's header if none is there
+    /// yet, and feeds them to the decoder.
+    fn fill_rqst(
+        &self,
+        sock: &Socket,
+        rx: &mut Receiver,
+        req: &Rqst,
+        offset: usize,
+        len: usize,
+    ) -> Filled {
+        if rx.copied == 0 {
+            req.copy_header(&rx.hdr);
+            rx.copied = HDR_LEN;
+        }
+        let (n, stop) = req.read_private(sock, offset, offset + len);
+        let progress = if n > 0 {
+            rx.decoder.consumed(n)
+        } else {
+            Ok(Progress::Incomplete)
+        };
+        rx.copied = offset + n;
+        let ended =
+            matches!(stop, Err(ReadStop::Full)) || matches!(progress, Ok(Progress::Record { .. }));
+        Filled {
+            progress,
+            ended,
+            stop,
+        }
+    }
+
+    /// Goes on after [`Transport::fill_rqst`], once the request has been
+    /// completed (if `ended`) or updated.
+    fn after_fill(&self, rx: &mut Receiver, filled: Filled) -> Result<(), Stop> {
+        let progress = filled.progress.map_err(malformed)?;
+        if let Progress::Record { .. } = progress {
+            rx.target = Target::Header;
+            rx.copied = 0;
+            return self.after(rx, progress);
+        }
+        match filled.stop {
+            // The record is longer than the buffer: the rest is dropped.
+            Err(ReadStop::Full) => rx.target = Target::Discard,
+            Err(ReadStop::Sock(r)) => {
+                recv_result(r)?;
+            }
+            Ok(()) => {}
+        }
+        Ok(())
+    }
+}
+
+/// How [`Transport::fill_rqst`] ended.
+struct Filled {
+    progress: core::result::Result<Progress, record::RecordError>,
+    /// The record is complete, or the request's buffer is full: the
+    /// request is to be completed with `Receiver::copied` bytes.
+    ended: bool,
+    stop: core::result::Result<(), ReadStop>,
+}
+
+/* Receiving callbacks (NFSv4.1 backchannel). */
+
+impl Transport {
+    /// Where a CALL record goes: to the backchannel if the NFS callback
+    /// service runs on this transport.
+    fn callback_target(&self) -> Target {
+        #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+        if self.xprt().has_bc_serv() {
+            return Target::Callback;
+        }
+        Target::Discard
+    }
+
+    /// Copies up to `len` bytes at record `offset` into the callback's
+    /// request, and queues it for the callback service once complete.
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    fn read_callback(
+        &self,
+        sock: &Socket,
+        rx: &mut Receiver,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), Stop> {
+        let x = self.xprt();
+        let continued = rx.copied != 0;
+        let Some(req) = backchannel::lookup(x, rx.xid(), continued) else {
+            if continued {
+                // The pool was destroyed under the callback: drop the rest.
+                rx.target = Target::Discard;
+                return Ok(());
+            }
+            // More callbacks in flight than CREATE_SESSION allowed.
+            return Err(Stop::Malformed(kernel::c_str!(
+                "callback beyond the backchannel's slots"
+            )));
+        };
+        let filled = self.fill_rqst(sock, rx, req, offset, len);
+        if filled.ended {
+            // A callback longer than its page is passed on cut short, as
+            // xprtsock does; the callback service rejects it.
+            backchannel::complete(x, req, rx.copied);
+        }
+        self.after_fill(rx, filled)
+    }
+}
+
+/// The receive worker.
+///
+/// # Safety
+///
+/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+#[no_mangle]
+unsafe extern "C" fn xv_clnt_recv_work(work: *mut sys::work_struct) {
+    // SAFETY: `work` is the `recv_work` of a live transport: destroy
+    // cancels it before freeing.
+    let t = unsafe { &*container_of_work(work, core::mem::offset_of!(Transport, recv_work)) };
+    t.recv_worker();
+}
