@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The socket callbacks of listeners and connections: each chains to the
+//! socket's own, then only sets flags and enqueues the transport.
+
+use super::SvcVsock;
+use crate::sunrpc::svc_xprt::Flag;
+use crate::sys;
+use crate::vsock::{CallbackSock, Callbacks};
+
+/// Socket callbacks of a listener.
+pub(super) static LISTENER_CALLBACKS: Callbacks = Callbacks {
+    data_ready: listener_data_ready,
+    state_change,
+    write_space,
+    error_report,
+};
+
+/// Socket callbacks of a connection.
+pub(super) static CONN_CALLBACKS: Callbacks = Callbacks {
+    data_ready: conn_data_ready,
+    state_change,
+    write_space,
+    error_report,
+};
+
+/// # Safety
+///
+/// Only called by vsock, as `sk_data_ready` of a hooked listener.
+unsafe extern "C" fn listener_data_ready(sk: *mut sys::sock) {
+    // SAFETY: vsock calls callbacks with a live socket.
+    let sk = unsafe { CallbackSock::new(sk) };
+    let Some(this) = SvcVsock::from_callback(&sk) else {
+        return;
+    };
+    this.own.data_ready(&sk);
+    // A new connection is ready to accept.
+    if sk.is_listening() {
+        this.xprt().set(Flag::CONN);
+        this.xprt().enqueue();
+    }
+}
+
+/// # Safety
+///
+/// Only called by vsock, as `sk_data_ready` of a hooked connection.
+unsafe extern "C" fn conn_data_ready(sk: *mut sys::sock) {
+    // SAFETY: vsock calls callbacks with a live socket.
+    let sk = unsafe { CallbackSock::new(sk) };
+    let Some(this) = SvcVsock::from_callback(&sk) else {
+        return;
+    };
+    this.own.data_ready(&sk);
+    if !this.xprt().test_and_set(Flag::DATA) {
+        this.xprt().enqueue();
+    }
+}
+
+/// # Safety
+///
+/// Only called by vsock, as `sk_state_change` of a hooked socket.
+unsafe extern "C" fn state_change(sk: *mut sys::sock) {
+    // SAFETY: vsock calls callbacks with a live socket.
+    let sk = unsafe { CallbackSock::new(sk) };
+    let Some(this) = SvcVsock::from_callback(&sk) else {
+        return;
+    };
+    this.own.state_change(&sk);
+    if this.conn.is_none() {
+        return;
+    }
+    if sk.is_closed() {
+        this.xprt().deferred_close();
+    } else if !sk.is_established() {
+        // The peer will send no more but may still read: serve what it
+        // sent, then the receive sees the end of the stream and closes.
+        this.xprt().set(Flag::DATA);
+        this.xprt().enqueue();
+    }
+}
+
+/// # Safety
+///
+/// Only called by vsock, as `sk_write_space` of a hooked socket.
+unsafe extern "C" fn write_space(sk: *mut sys::sock) {
+    // SAFETY: vsock calls callbacks with a live socket.
+    let sk = unsafe { CallbackSock::new(sk) };
+    let Some(this) = SvcVsock::from_callback(&sk) else {
+        return;
+    };
+    // Wakes a reply waiting for credit.
+    this.own.write_space(&sk);
+    if this.conn.is_some() {
+        this.xprt().enqueue();
+    }
+}
+
+/// # Safety
+///
+/// Only called by vsock, as `sk_error_report` of a hooked socket.
+unsafe extern "C" fn error_report(sk: *mut sys::sock) {
+    // SAFETY: vsock calls callbacks with a live socket.
+    let sk = unsafe { CallbackSock::new(sk) };
+    let Some(this) = SvcVsock::from_callback(&sk) else {
+        return;
+    };
+    this.own.error_report(&sk);
+    // vsock reports a reset connection (for one, on receive-queue
+    // overflow) this way.
+    if this.conn.is_some() {
+        this.xprt().deferred_close();
+    }
+}

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Listening and accepting: `xpo_create` makes a listener, `xpo_accept`
+//! one transport instance per connection.
+
+use core::ffi::c_int;
+use core::ptr;
+
+use kernel::ffi::c_long;
+use kernel::prelude::*;
+use kernel::sync::new_mutex;
+
+use super::callbacks::{CONN_CALLBACKS, LISTENER_CALLBACKS};
+use super::{err_ptr, Conn, RecvState, SendState, SvcVsock};
+use crate::addr::{self, VsockAddr};
+use crate::record::{self, Limits, RecordDecoder};
+use crate::sunrpc::svc_xprt::{self, Flag, Owner, ReplyVec, SavedPages};
+use crate::sys;
+use crate::vsock::{Socket, ZeroCopy};
+
+/// Pending connections a listener queues, as SUNRPC's TCP listeners do.
+const LISTEN_BACKLOG: c_int = 64;
+
+/// How long a reply may wait for the peer's credit, in jiffies (30 s, as on
+/// TCP): a peer that stops reading loses its connection rather than a server
+/// thread.
+const SEND_TIMEOUT: c_long = 30 * sys::HZ as c_long;
+
+impl SvcVsock {
+    /// `xpo_create`: a listener at `addr`.
+    fn listen(owner: Owner, addr: VsockAddr) -> Result<*mut sys::svc_xprt> {
+        let sock = Socket::new_stream()?;
+        sock.bind_addr(addr)?;
+        sock.listen(LISTEN_BACKLOG)?;
+        let local = sock.local_addr()?;
+        let own = sock.own_callbacks();
+        let flags = [
+            Flag::LISTENER,
+            Flag::CONN,
+            Flag::CACHE_AUTH,
+            Flag::CONG_CTRL,
+        ];
+        let this = KBox::pin_init(
+            pin_init!(Self {
+                xprt <- owner.init_xprt(local, None, &flags),
+                sock,
+                own,
+                conn: None,
+            }),
+            GFP_KERNEL,
+        )?;
+        Ok(Self::publish(this, &LISTENER_CALLBACKS))
+    }
+
+    /// `xpo_accept`: the next connection on this listener, if any.
+    fn accept(&self) -> Option<*mut sys::svc_xprt> {
+        let listener = self.xprt();
+        listener.clear(Flag::CONN);
+        let sock = self.sock.accept().ok()?;
+        // Have a thread come back for any further pending connection.
+        listener.set(Flag::CONN);
+        let owner = listener.owner();
+        let peer = sock.peer_addr().ok()?;
+        let local = sock.local_addr().ok()?;
+        sock.set_send_timeout(SEND_TIMEOUT);
+        let limits = Limits::with_max_record_len(owner.max_mesg());
+        let saved = SavedPages::new().ok()?;
+        let reply = ReplyVec::new().ok()?;
+        let zerocopy = if sock.enable_zerocopy() {
+            Some(ZeroCopy::new().ok()?)
+        } else {
+            None
+        };
+        let conn = KBox::pin_init(
+            pin_init!(Conn {
+                peer,
+                recv <- new_mutex!(RecvState {
+                    decoder: RecordDecoder::new(limits),
+                    saved,
+                }),
+                send <- new_mutex!(SendState {
+                    marker: [0; record::MARKER_LEN],
+                    reply,
+                    zerocopy,
+                }),
+            }),
+            GFP_KERNEL,
+        )
+        .ok()?;
+        let own = sock.own_callbacks();
+        let all = [Flag::CACHE_AUTH, Flag::CONG_CTRL, Flag::DATA, Flag::LOCAL];
+        // LOCAL: the loopback transport, the peer runs on this kernel.
+        let flags = if peer.cid == addr::CID_LOCAL {
+            &all[..]
+        } else {
+            &all[..3]
+        };
+        let this = KBox::pin_init(
+            pin_init!(Self {
+                xprt <- owner.init_xprt(local, Some(peer), flags),
+                sock,
+                own,
+                conn: Some(conn),
+            }),
+            GFP_KERNEL,
+        )
+        .ok()?;
+        // XPT_DATA is set: a thread reads whatever arrived before the hook.
+        Some(Self::publish(this, &CONN_CALLBACKS))
+    }
+}
+
+/// # Safety
+///
+/// Only called by SUNRPC as `xpo_create`, with a live service and namespace
+/// and `sa` readable for `salen` bytes.
+pub(super) unsafe extern "C" fn xv_svc_create(
+    serv: *mut sys::svc_serv,
+    net: *mut sys::net,
+    sa: *mut sys::sockaddr,
+    salen: c_int,
+    _flags: c_int,
+) -> *mut sys::svc_xprt {
+    // SAFETY: by the function's safety requirements.
+    let (owner, addr) = unsafe { (Owner::from_raw(serv, net), svc_xprt::listen_addr(sa, salen)) };
+    match addr.and_then(|addr| SvcVsock::listen(owner, addr)) {
+        Ok(xprt) => xprt,
+        Err(e) => err_ptr(e),
+    }
+}
+
+/// # Safety
+///
+/// Only called by SUNRPC as `xpo_accept` on a live listener of the class.
+pub(super) unsafe extern "C" fn xv_svc_accept(xprt: *mut sys::svc_xprt) -> *mut sys::svc_xprt {
+    // SAFETY: by the function's safety requirements.
+    let this = unsafe { SvcVsock::from_xprt(xprt) };
+    this.accept().unwrap_or(ptr::null_mut())
+}
