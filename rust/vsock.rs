@@ -91,6 +91,37 @@ pub(crate) struct SavedCallbacks {
     error_report: Option<unsafe extern "C" fn(*mut sys::sock)>,
 }
 
+impl SavedCallbacks {
+    /// The callbacks `sk` has now.
+    ///
+    /// # Safety
+    ///
+    /// `sk` must be live and locked (`lock_sock()`), so that they do not
+    /// change meanwhile.
+    unsafe fn of(sk: *mut sys::sock) -> Self {
+        // SAFETY: `sk` is live and locked (the caller's guarantee).
+        unsafe {
+            Self {
+                data_ready: (*sk).sk_data_ready,
+                state_change: (*sk).sk_state_change,
+                write_space: (*sk).sk_write_space,
+                error_report: (*sk).sk_error_report,
+            }
+        }
+    }
+}
+
+impl From<&Callbacks> for SavedCallbacks {
+    fn from(callbacks: &Callbacks) -> Self {
+        Self {
+            data_ready: Some(callbacks.data_ready),
+            state_change: Some(callbacks.state_change),
+            write_space: Some(callbacks.write_space),
+            error_report: Some(callbacks.error_report),
+        }
+    }
+}
+
 /// Holds the socket lock (`lock_sock()`) while it lives.
 struct SockLock(*mut sys::sock);
 
@@ -154,7 +185,7 @@ fn msg_result(ret: i32) -> Result<usize> {
 /// connection unless told not to.
 const XFER_FLAGS: u32 = sys::MSG_DONTWAIT | sys::MSG_NOSIGNAL;
 
-/// Client-transport operations on a kernel socket.
+/// Setting up a socket and naming its ends.
 impl Socket {
     fn sk(&self) -> *mut sys::sock {
         // SAFETY: by the type invariant `sock` is live; `sk` is set at
@@ -176,6 +207,20 @@ impl Socket {
         })
     }
 
+    /// Binds the socket to `addr`; `CID_ANY` binds every local CID.
+    pub(crate) fn bind_addr(&self, addr: crate::addr::VsockAddr) -> Result {
+        let mut svm = vsock_addr(addr.cid, addr.port);
+        // SAFETY: `sock` is live; `svm` is a valid `sockaddr_vm` of the
+        // length passed.
+        to_result(unsafe {
+            sys::kernel_bind(
+                self.sock.as_ptr(),
+                ptr::addr_of_mut!(svm).cast(),
+                core::mem::size_of::<sys::sockaddr_vm>() as i32,
+            )
+        })
+    }
+
     /// Starts connecting to `cid:port`; `EINPROGRESS` is the usual outcome,
     /// completion is reported through the callbacks.
     pub(crate) fn connect_nonblocking(&self, cid: u32, port: u32) -> Result {
@@ -191,6 +236,73 @@ impl Socket {
         })
     }
 
+    /// Makes the bound socket a listener with room for `backlog` pending
+    /// connections.
+    pub(crate) fn listen(&self, backlog: i32) -> Result {
+        // SAFETY: `sock` is live.
+        to_result(unsafe { sys::kernel_listen(self.sock.as_ptr(), backlog) })
+    }
+
+    /// Takes an established connection off the listener's queue without
+    /// waiting; `EAGAIN` when there is none.
+    pub(crate) fn accept(&self) -> Result<Self> {
+        let mut newsock: *mut sys::socket = ptr::null_mut();
+        // SAFETY: `sock` is live; `newsock` is a valid location for the
+        // result.
+        to_result(unsafe {
+            sys::kernel_accept(self.sock.as_ptr(), &mut newsock, sys::O_NONBLOCK as i32)
+        })?;
+        let sock = NonNull::new(newsock).ok_or(kernel::error::code::ENOMEM)?;
+        // INVARIANT: `kernel_accept()` succeeded and handed `sock` to us. Its
+        // lock keeps vsock's class: vsock may already be using it.
+        Ok(Self { sock, saved: None })
+    }
+
+    fn name(&self, peer: bool) -> Result<crate::addr::VsockAddr> {
+        let mut svm = sys::sockaddr_vm::default();
+        let sa = ptr::addr_of_mut!(svm).cast();
+        // SAFETY: `sock` is live; vsock writes at most a `sockaddr_vm`.
+        let ret = unsafe {
+            if peer {
+                sys::kernel_getpeername(self.sock.as_ptr(), sa)
+            } else {
+                sys::kernel_getsockname(self.sock.as_ptr(), sa)
+            }
+        };
+        to_result(ret)?;
+        Ok(crate::addr::VsockAddr {
+            cid: svm.svm_cid,
+            port: svm.svm_port,
+        })
+    }
+
+    /// The address the socket is bound to.
+    pub(crate) fn local_addr(&self) -> Result<crate::addr::VsockAddr> {
+        self.name(false)
+    }
+
+    /// The address of the connected peer.
+    pub(crate) fn peer_addr(&self) -> Result<crate::addr::VsockAddr> {
+        self.name(true)
+    }
+
+    /// Lets sends on this socket pass pages by reference
+    /// ([`Socket::send_bvec_wait`] with a [`ZeroCopy`]); false where vsock's
+    /// transport cannot (vhost, on the host side, copies anyway).
+    pub(crate) fn enable_zerocopy(&self) -> bool {
+        // SAFETY: `sock` is live and connected.
+        unsafe { sys::xv_sock_enable_zerocopy(self.sock.as_ptr()) == 0 }
+    }
+
+    /// Bounds how long a blocking send waits for the peer's credit.
+    pub(crate) fn set_send_timeout(&self, jiffies: kernel::ffi::c_long) {
+        let sk = self.sk();
+        // SAFETY: `sk` is live and not locked by this thread.
+        let _lock = unsafe { SockLock::new(sk) };
+        // SAFETY: `sk` is live and locked.
+        unsafe { (*sk).sk_sndtimeo = jiffies };
+    }
+
     /// Shuts both directions down; the peer sees the connection close.
     pub(crate) fn shutdown(&self) {
         // The only error is "not connected", which is the goal anyway.
@@ -199,52 +311,91 @@ impl Socket {
             sys::kernel_sock_shutdown(self.sock.as_ptr(), sys::sock_shutdown_cmd_SHUT_RDWR)
         };
     }
+}
 
-    /// Installs `callbacks` with `user_data` as `sk_user_data`, keeping the
-    /// socket's own callbacks for [`Socket::detach`].
-    pub(crate) fn attach(&mut self, user_data: *mut core::ffi::c_void, callbacks: &Callbacks) {
+/// Socket callbacks: the one way to install and remove them.
+///
+/// A client transport owns its socket and replaces it under its own lock,
+/// so [`Socket::attach`] keeps the socket's own callbacks in the socket and
+/// dropping it detaches them. A server transport shares its socket with
+/// callbacks from the moment it publishes it and chains to the socket's own
+/// callbacks, so it takes them with [`Socket::own_callbacks`] and uses
+/// [`Socket::hook`] and [`Socket::unhook`], which take `&self`. Both go
+/// through `swap_callbacks`.
+impl Socket {
+    /// The one place callbacks are installed and removed: sets
+    /// `sk_user_data` to `user_data` and the callbacks to `new`, under both
+    /// the socket lock and the callback lock, so that no callback runs
+    /// meanwhile; returns the callbacks replaced. Once this returns no
+    /// callback is running with, or will see, the old `sk_user_data`.
+    fn swap_callbacks(
+        &self,
+        user_data: *mut core::ffi::c_void,
+        new: SavedCallbacks,
+    ) -> SavedCallbacks {
         let sk = self.sk();
         // SAFETY: `sk` is live and not locked by this thread.
         let _lock = unsafe { SockLock::new(sk) };
-        // SAFETY: `sk` is live; its callback lock is taken only here.
+        // SAFETY: `sk` is live; this thread takes its callback lock only here.
         let _cb = unsafe { CallbackWriteLock::new(sk) };
+        // SAFETY: `sk` is live and locked.
+        let old = unsafe { SavedCallbacks::of(sk) };
         // SAFETY: `sk` is live and both locks are held: no callback runs.
         unsafe {
-            self.saved = Some(SavedCallbacks {
-                data_ready: (*sk).sk_data_ready,
-                state_change: (*sk).sk_state_change,
-                write_space: (*sk).sk_write_space,
-                error_report: (*sk).sk_error_report,
-            });
             (*sk).sk_user_data = user_data;
-            (*sk).sk_data_ready = Some(callbacks.data_ready);
-            (*sk).sk_state_change = Some(callbacks.state_change);
-            (*sk).sk_write_space = Some(callbacks.write_space);
-            (*sk).sk_error_report = Some(callbacks.error_report);
+            (*sk).sk_data_ready = new.data_ready;
+            (*sk).sk_state_change = new.state_change;
+            (*sk).sk_write_space = new.write_space;
+            (*sk).sk_error_report = new.error_report;
         }
+        old
+    }
+
+    /// Installs `callbacks` with `user_data` as `sk_user_data`, keeping the
+    /// socket's own callbacks for [`Socket::detach`], which dropping the
+    /// socket also does.
+    pub(crate) fn attach(&mut self, user_data: *mut core::ffi::c_void, callbacks: &Callbacks) {
+        self.saved = Some(self.swap_callbacks(user_data, callbacks.into()));
     }
 
     /// Undoes [`Socket::attach`]. Once this returns no callback is running
     /// with, or will see, the old `sk_user_data`.
     pub(crate) fn detach(&mut self) {
-        let Some(saved) = self.saved.take() else {
-            return;
-        };
-        let sk = self.sk();
-        // SAFETY: `sk` is live and not locked by this thread.
-        let _lock = unsafe { SockLock::new(sk) };
-        // SAFETY: as in `attach`.
-        let _cb = unsafe { CallbackWriteLock::new(sk) };
-        // SAFETY: `sk` is live and both locks are held: no callback runs.
-        unsafe {
-            (*sk).sk_user_data = ptr::null_mut();
-            (*sk).sk_data_ready = saved.data_ready;
-            (*sk).sk_state_change = saved.state_change;
-            (*sk).sk_write_space = saved.write_space;
-            (*sk).sk_error_report = saved.error_report;
+        if let Some(saved) = self.saved.take() {
+            self.swap_callbacks(ptr::null_mut(), saved);
         }
     }
 
+    /// The socket's current callbacks, for [`Socket::unhook`] and for
+    /// chaining from the transport's own.
+    pub(crate) fn own_callbacks(&self) -> SavedCallbacks {
+        let sk = self.sk();
+        // SAFETY: `sk` is live and not locked by this thread.
+        let _lock = unsafe { SockLock::new(sk) };
+        // SAFETY: `sk` is live and locked.
+        unsafe { SavedCallbacks::of(sk) }
+    }
+
+    /// Installs `callbacks` with `user_data` as `sk_user_data`.
+    ///
+    /// The callbacks may run as soon as this returns, until
+    /// [`Socket::unhook`] returns.
+    pub(crate) fn hook(&self, user_data: *mut core::ffi::c_void, callbacks: &Callbacks) {
+        // The socket's own were taken with `own_callbacks`.
+        self.swap_callbacks(user_data, callbacks.into());
+    }
+
+    /// Puts back `own`, the callbacks [`Socket::own_callbacks`] returned
+    /// before [`Socket::hook`]. Once this returns no callback is running
+    /// with, or will see, the hooked `sk_user_data`.
+    pub(crate) fn unhook(&self, own: &SavedCallbacks) {
+        self.swap_callbacks(ptr::null_mut(), *own);
+    }
+}
+
+/// Credit and transfers: non-blocking ones for the client, blocking ones
+/// bounded by the send timeout for the server.
+impl Socket {
     /// Runs `f` if the peer has granted no credit for more data, with the
     /// socket locked so that `sk_write_space` cannot run in between.
     ///
@@ -265,6 +416,18 @@ impl Socket {
             return None;
         }
         Some(f())
+    }
+
+    /// Whether the peer has granted credit for more data, without taking
+    /// the socket lock: callable from callbacks, which run under it.
+    ///
+    /// The virtio transports guard their credit counters with a spinlock
+    /// of their own.
+    pub(crate) fn peer_has_credit(&self) -> bool {
+        // SAFETY: `sk` is live and a vsock socket, which starts with a
+        // `struct vsock_sock`; a connected socket keeps its transport until
+        // it is released.
+        unsafe { sys::vsock_stream_has_space(self.sk().cast()) > 0 }
     }
 
     fn xfer(&self, msg: &mut sys::msghdr, send: bool) -> Result<usize> {
@@ -333,6 +496,40 @@ impl Socket {
             sys::iov_iter_advance(&mut msg.msg_iter, skip);
         }
         self.xfer(&mut msg, true)
+    }
+
+    /// Sends `len` bytes of the pages in `bvec`, waiting for the peer's
+    /// credit up to the send timeout. Returns the number of bytes sent,
+    /// which is short only if the timeout expired or a signal came.
+    ///
+    /// With `zerocopy`, on a socket where [`Socket::enable_zerocopy`]
+    /// succeeded, the packets take references on the pages rather than
+    /// copies of them.
+    ///
+    /// # Safety
+    ///
+    /// `bvec` must point to `nr` entries of readable pages covering `len`;
+    /// with `zerocopy` they must be pages that can be referenced
+    /// (`get_page()`), not slab memory.
+    pub(crate) unsafe fn send_bvec_wait(
+        &self,
+        bvec: *const sys::bio_vec,
+        nr: usize,
+        len: usize,
+        zerocopy: Option<&ZeroCopy>,
+    ) -> Result<usize> {
+        let mut msg = sys::msghdr {
+            msg_flags: sys::MSG_NOSIGNAL,
+            ..Default::default()
+        };
+        if let Some(zerocopy) = zerocopy {
+            msg.msg_flags |= sys::MSG_ZEROCOPY;
+            msg.msg_ubuf = zerocopy.0.as_ptr();
+        }
+        // SAFETY: by the caller's guarantee.
+        unsafe { sys::iov_iter_bvec(&mut msg.msg_iter, sys::ITER_SOURCE, bvec, nr as _, len) };
+        // SAFETY: `sock` is live and `msg` holds a valid iterator.
+        msg_result(unsafe { sys::sock_sendmsg(self.sock.as_ptr(), &mut msg) })
     }
 
     /// Receives into `buf` without waiting; `Ok(0)` means the peer closed.
@@ -466,195 +663,25 @@ impl CallbackSock {
             !(*vsk).transport.is_null() && sys::vsock_stream_has_space(vsk) > 0
         }
     }
-}
 
-/// Server-transport operations on a kernel socket.
-///
-/// A server transport shares its socket with callbacks from the moment it
-/// publishes it, so these take `&self`; [`Socket::hook`] and
-/// [`Socket::unhook`] replace [`Socket::attach`] and [`Socket::detach`].
-impl Socket {
-    /// Binds the socket to `addr`; `CID_ANY` binds every local CID.
-    pub(crate) fn bind_addr(&self, addr: crate::addr::VsockAddr) -> Result {
-        let mut svm = vsock_addr(addr.cid, addr.port);
-        // SAFETY: `sock` is live; `svm` is a valid `sockaddr_vm` of the
-        // length passed.
-        to_result(unsafe {
-            sys::kernel_bind(
-                self.sock.as_ptr(),
-                ptr::addr_of_mut!(svm).cast(),
-                core::mem::size_of::<sys::sockaddr_vm>() as i32,
-            )
-        })
+    /// Whether the socket is a listener.
+    pub(crate) fn is_listening(&self) -> bool {
+        // SAFETY: `sk` is live (type invariant); a racing update only
+        // makes the answer stale.
+        u32::from(unsafe { (*self.sk).__sk_common.skc_state }) == sys::TCP_LISTEN
     }
 
-    /// Makes the bound socket a listener with room for `backlog` pending
-    /// connections.
-    pub(crate) fn listen(&self, backlog: i32) -> Result {
-        // SAFETY: `sock` is live.
-        to_result(unsafe { sys::kernel_listen(self.sock.as_ptr(), backlog) })
-    }
-
-    /// Takes an established connection off the listener's queue without
-    /// waiting; `EAGAIN` when there is none.
-    pub(crate) fn accept(&self) -> Result<Self> {
-        let mut newsock: *mut sys::socket = ptr::null_mut();
-        // SAFETY: `sock` is live; `newsock` is a valid location for the
-        // result.
-        to_result(unsafe {
-            sys::kernel_accept(self.sock.as_ptr(), &mut newsock, sys::O_NONBLOCK as i32)
-        })?;
-        let sock = NonNull::new(newsock).ok_or(kernel::error::code::ENOMEM)?;
-        // INVARIANT: `kernel_accept()` succeeded and handed `sock` to us. Its
-        // lock keeps vsock's class: vsock may already be using it.
-        Ok(Self { sock, saved: None })
-    }
-
-    fn name(&self, peer: bool) -> Result<crate::addr::VsockAddr> {
-        let mut svm = sys::sockaddr_vm::default();
-        let sa = ptr::addr_of_mut!(svm).cast();
-        // SAFETY: `sock` is live; vsock writes at most a `sockaddr_vm`.
-        let ret = unsafe {
-            if peer {
-                sys::kernel_getpeername(self.sock.as_ptr(), sa)
-            } else {
-                sys::kernel_getsockname(self.sock.as_ptr(), sa)
-            }
-        };
-        to_result(ret)?;
-        Ok(crate::addr::VsockAddr {
-            cid: svm.svm_cid,
-            port: svm.svm_port,
-        })
-    }
-
-    /// The address the socket is bound to.
-    pub(crate) fn local_addr(&self) -> Result<crate::addr::VsockAddr> {
-        self.name(false)
-    }
-
-    /// The address of the connected peer.
-    pub(crate) fn peer_addr(&self) -> Result<crate::addr::VsockAddr> {
-        self.name(true)
-    }
-
-    /// Lets sends on this socket pass pages by reference
-    /// ([`Socket::send_bvec_wait`] with a [`ZeroCopy`]); false where vsock's
-    /// transport cannot (vhost, on the host side, copies anyway).
-    pub(crate) fn enable_zerocopy(&self) -> bool {
-        // SAFETY: `sock` is live and connected.
-        unsafe { sys::xv_sock_enable_zerocopy(self.sock.as_ptr()) == 0 }
-    }
-
-    /// Bounds how long a blocking send waits for the peer's credit.
-    pub(crate) fn set_send_timeout(&self, jiffies: kernel::ffi::c_long) {
-        let sk = self.sk();
-        // SAFETY: `sk` is live and not locked by this thread.
-        let _lock = unsafe { SockLock::new(sk) };
-        // SAFETY: `sk` is live and locked.
-        unsafe { (*sk).sk_sndtimeo = jiffies };
-    }
-
-    /// The socket's current callbacks, for [`Socket::unhook`] and for
-    /// chaining from the transport's own.
-    pub(crate) fn own_callbacks(&self) -> SavedCallbacks {
-        let sk = self.sk();
-        // SAFETY: `sk` is live and not locked by this thread.
-        let _lock = unsafe { SockLock::new(sk) };
-        // SAFETY: `sk` is live and locked.
+    /// Whether the connection is gone for good: reset, closed, or shut
+    /// down by the peer in both directions.
+    pub(crate) fn is_closed(&self) -> bool {
+        // SAFETY: `sk` is live (type invariant) and a vsock socket, which
+        // starts with a `struct vsock_sock`. A reset changes the state
+        // without the socket lock: the answer may be stale, as for TCP.
         unsafe {
-            SavedCallbacks {
-                data_ready: (*sk).sk_data_ready,
-                state_change: (*sk).sk_state_change,
-                write_space: (*sk).sk_write_space,
-                error_report: (*sk).sk_error_report,
-            }
+            let vsk = self.sk.cast::<sys::vsock_sock>();
+            u32::from((*self.sk).__sk_common.skc_state) != sys::TCP_ESTABLISHED
+                || (*vsk).peer_shutdown == sys::SHUTDOWN_MASK
         }
-    }
-
-    /// Installs `callbacks` with `user_data` as `sk_user_data`.
-    ///
-    /// The callbacks may run as soon as this returns, until
-    /// [`Socket::unhook`] returns.
-    pub(crate) fn hook(&self, user_data: *mut core::ffi::c_void, callbacks: &Callbacks) {
-        let sk = self.sk();
-        // SAFETY: `sk` is live and not locked by this thread.
-        let _lock = unsafe { SockLock::new(sk) };
-        // SAFETY: as in `attach`.
-        let _cb = unsafe { CallbackWriteLock::new(sk) };
-        // SAFETY: `sk` is live and both locks are held: no callback runs.
-        unsafe {
-            (*sk).sk_user_data = user_data;
-            (*sk).sk_data_ready = Some(callbacks.data_ready);
-            (*sk).sk_state_change = Some(callbacks.state_change);
-            (*sk).sk_write_space = Some(callbacks.write_space);
-            (*sk).sk_error_report = Some(callbacks.error_report);
-        }
-    }
-
-    /// Puts back `own`, the callbacks [`Socket::own_callbacks`] returned
-    /// before [`Socket::hook`]. Once this returns no callback is running
-    /// with, or will see, the hooked `sk_user_data`.
-    pub(crate) fn unhook(&self, own: &SavedCallbacks) {
-        let sk = self.sk();
-        // SAFETY: `sk` is live and not locked by this thread.
-        let _lock = unsafe { SockLock::new(sk) };
-        // SAFETY: as in `attach`.
-        let _cb = unsafe { CallbackWriteLock::new(sk) };
-        // SAFETY: `sk` is live and both locks are held: no callback runs.
-        unsafe {
-            (*sk).sk_user_data = ptr::null_mut();
-            (*sk).sk_data_ready = own.data_ready;
-            (*sk).sk_state_change = own.state_change;
-            (*sk).sk_write_space = own.write_space;
-            (*sk).sk_error_report = own.error_report;
-        }
-    }
-
-    /// Whether the peer has granted credit for more data, without taking
-    /// the socket lock: callable from callbacks, which run under it.
-    ///
-    /// The virtio transports guard their credit counters with a spinlock
-    /// of their own.
-    pub(crate) fn peer_has_credit(&self) -> bool {
-        // SAFETY: `sk` is live and a vsock socket, which starts with a
-        // `struct vsock_sock`; a connected socket keeps its transport until
-        // it is released.
-        unsafe { sys::vsock_stream_has_space(self.sk().cast()) > 0 }
-    }
-
-    /// Sends `len` bytes of the pages in `bvec`, waiting for the peer's
-    /// credit up to the send timeout. Returns the number of bytes sent,
-    /// which is short only if the timeout expired or a signal came.
-    ///
-    /// With `zerocopy`, on a socket where [`Socket::enable_zerocopy`]
-    /// succeeded, the packets take references on the pages rather than
-    /// copies of them.
-    ///
-    /// # Safety
-    ///
-    /// `bvec` must point to `nr` entries of readable pages covering `len`;
-    /// with `zerocopy` they must be pages that can be referenced
-    /// (`get_page()`), not slab memory.
-    pub(crate) unsafe fn send_bvec_wait(
-        &self,
-        bvec: *const sys::bio_vec,
-        nr: usize,
-        len: usize,
-        zerocopy: Option<&ZeroCopy>,
-    ) -> Result<usize> {
-        let mut msg = sys::msghdr {
-            msg_flags: sys::MSG_NOSIGNAL,
-            ..Default::default()
-        };
-        if let Some(zerocopy) = zerocopy {
-            msg.msg_flags |= sys::MSG_ZEROCOPY;
-            msg.msg_ubuf = zerocopy.0.as_ptr();
-        }
-        // SAFETY: by the caller's guarantee.
-        unsafe { sys::iov_iter_bvec(&mut msg.msg_iter, sys::ITER_SOURCE, bvec, nr as _, len) };
-        // SAFETY: `sock` is live and `msg` holds a valid iterator.
-        msg_result(unsafe { sys::sock_sendmsg(self.sock.as_ptr(), &mut msg) })
     }
 }
 
@@ -697,29 +724,6 @@ impl SavedCallbacks {
         if let Some(f) = self.error_report {
             // SAFETY: as in `data_ready`.
             unsafe { f(sk.sk) };
-        }
-    }
-}
-
-/// Server-side views of a socket in a callback.
-impl CallbackSock {
-    /// Whether the socket is a listener.
-    pub(crate) fn is_listening(&self) -> bool {
-        // SAFETY: `sk` is live (type invariant); a racing update only
-        // makes the answer stale.
-        u32::from(unsafe { (*self.sk).__sk_common.skc_state }) == sys::TCP_LISTEN
-    }
-
-    /// Whether the connection is gone for good: reset, closed, or shut
-    /// down by the peer in both directions.
-    pub(crate) fn is_closed(&self) -> bool {
-        // SAFETY: `sk` is live (type invariant) and a vsock socket, which
-        // starts with a `struct vsock_sock`. A reset changes the state
-        // without the socket lock: the answer may be stale, as for TCP.
-        unsafe {
-            let vsk = self.sk.cast::<sys::vsock_sock>();
-            u32::from((*self.sk).__sk_common.skc_state) != sys::TCP_ESTABLISHED
-                || (*vsk).peer_shutdown == sys::SHUTDOWN_MASK
         }
     }
 }
