@@ -181,12 +181,6 @@ impl Conn {
     }
 }
 
-/// A kernel error as `ERR_PTR()` encodes it.
-fn err_ptr<T>(e: Error) -> *mut T {
-    // Error pointers are negative errnos cast to pointers.
-    e.to_errno() as isize as *mut T
-}
-
 /// The `svc_xprt_ops` of the class (the class itself is in the C glue: it
 /// needs `THIS_MODULE` and a list head that registration links).
 static SVC_OPS: sys::svc_xprt_ops = sys::svc_xprt_ops {

@@ -11,17 +11,9 @@ use super::backchannel;
 use super::{container_of_work, Transport, DATA_READY};
 use crate::record::{self, Limits, Progress, RecordDecoder, Want};
 use crate::sunrpc::rqst::{ReadStop, Rqst};
+use crate::sunrpc::{RPC_CALL, RPC_HEADER_LEN as HDR_LEN, RPC_REPLY};
 use crate::sys;
 use crate::vsock::Socket;
-
-/// Bytes of an RPC message that decide where it goes: XID and direction.
-const HDR_LEN: usize = 8;
-
-/// `msg_type` of a reply (RFC 5531).
-const RPC_REPLY: u32 = 1;
-
-/// `msg_type` of a call: on the client, a backchannel request.
-const RPC_CALL: u32 = 0;
 
 /// Longest reply record accepted: well above the 1 MiB rsize/READDIR
 /// replies plus headers. Longer records are taken as a broken peer.
@@ -155,6 +147,7 @@ impl Transport {
             if offset + n == HDR_LEN {
                 rx.target = match rx.calldir() {
                     RPC_REPLY => Target::Reply,
+                    // On the client, a call is a callback from the server.
                     RPC_CALL => self.callback_target(),
                     _ => return Err(Stop::Malformed(kernel::c_str!("bad message direction"))),
                 };

@@ -12,7 +12,7 @@ use core::ffi::c_void;
 use core::ptr;
 
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
-use kernel::error::{code::EINVAL, Error, Result};
+use kernel::error::{code::EINVAL, Result};
 use kernel::init::PinInit;
 use kernel::page::PAGE_SIZE;
 use kernel::types::Opaque;
@@ -148,7 +148,7 @@ pub(crate) unsafe fn listen_addr(sa: *const sys::sockaddr, salen: i32) -> Result
     // SAFETY: every socket address starts with its family; `sa` is readable
     // for `salen` bytes, at least the family's two when `long_enough`.
     if !long_enough || u32::from(unsafe { (*sa).sa_family }) != sys::AF_VSOCK {
-        return Err(Error::from_errno(-(kernel::bindings::EAFNOSUPPORT as i32)));
+        return Err(errno!(EAFNOSUPPORT));
     }
     // SAFETY: `sa` holds a whole `sockaddr_vm`; it may be unaligned.
     let svm = unsafe { ptr::read_unaligned(sa.cast::<sys::sockaddr_vm>()) };

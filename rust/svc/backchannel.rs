@@ -16,7 +16,7 @@ use core::ffi::c_int;
 use core::mem::size_of;
 use core::ptr;
 
-use kernel::error::{code::*, Error, Result};
+use kernel::error::{code::*, Result};
 use kernel::types::Opaque;
 
 use super::SvcVsock;
@@ -69,7 +69,7 @@ impl BcTransport {
         // `sockaddr_vm`; `read_unaligned` copes with any alignment.
         let dst = unsafe { ptr::read_unaligned(args.dstaddr.cast::<sys::sockaddr_vm>()) };
         if u32::from(dst.svm_family) != sys::AF_VSOCK {
-            return Err(Error::from_errno(-(kernel::bindings::EAFNOSUPPORT as i32)));
+            return Err(errno!(EAFNOSUPPORT));
         }
         // Callbacks of one client are few and serialised by its session's
         // slots: xprtsock's backchannel slot count.
@@ -118,13 +118,13 @@ impl SvcVsock {
     /// Sends the callback `req` as one record on this connection.
     fn send_callback(&self, req: &Rqst) -> Result {
         let Some(conn) = &self.conn else {
-            return Err(Error::from_errno(-(kernel::bindings::ENOTCONN as i32)));
+            return Err(errno!(ENOTCONN));
         };
         let xprt = self.xprt();
         // Replies and callbacks share the connection.
         let _serialised = xprt.lock_send();
         if xprt.test(Flag::DEAD) {
-            return Err(Error::from_errno(-(kernel::bindings::ENOTCONN as i32)));
+            return Err(errno!(ENOTCONN));
         }
         req.stamp_xmit_time();
         let len = req.snd_len();
@@ -150,7 +150,7 @@ impl SvcVsock {
         }
         // The stream is out of step: only closing the connection repairs it.
         xprt.deferred_close();
-        Err(Error::from_errno(-(kernel::bindings::ENOTCONN as i32)))
+        Err(errno!(ENOTCONN))
     }
 }
 

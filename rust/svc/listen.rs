@@ -11,7 +11,7 @@ use kernel::prelude::*;
 use kernel::sync::new_mutex;
 
 use super::callbacks::{CONN_CALLBACKS, LISTENER_CALLBACKS};
-use super::{err_ptr, Conn, RecvState, SendState, SvcVsock};
+use super::{Conn, RecvState, SendState, SvcVsock};
 use crate::addr::{self, VsockAddr};
 use crate::record::{self, Limits, RecordDecoder};
 use crate::sunrpc::svc_xprt::{self, Flag, Owner, ReplyVec, SavedPages};
@@ -125,7 +125,7 @@ pub(super) unsafe extern "C" fn xv_svc_create(
     let (owner, addr) = unsafe { (Owner::from_raw(serv, net), svc_xprt::listen_addr(sa, salen)) };
     match addr.and_then(|addr| SvcVsock::listen(owner, addr)) {
         Ok(xprt) => xprt,
-        Err(e) => err_ptr(e),
+        Err(e) => e.to_ptr(),
     }
 }
 

@@ -14,11 +14,8 @@ use super::backchannel;
 use super::{Conn, SvcVsock};
 use crate::record::{self, Progress, RecordDecoder, Want};
 use crate::sunrpc::svc_xprt::{Flag, SvcRqst};
+use crate::sunrpc::{RPC_CALL, RPC_HEADER_LEN};
 use crate::sys;
-
-/// Bytes of an RPC message header that tell a call from a reply: XID and
-/// direction.
-const CALL_HEADER_LEN: u32 = 8;
 
 /// How a receive ended without a record for the server.
 enum Stop {
@@ -84,13 +81,13 @@ impl SvcVsock {
         rqstp.set_reply_pages(len);
         // More records may be queued behind this one.
         xprt.set(Flag::DATA);
-        if len < CALL_HEADER_LEN {
+        if (len as usize) < RPC_HEADER_LEN {
             conn.notice(format_args!("{}", CloseReason::Short(len)));
             xprt.deferred_close();
             return 0;
         }
         rqstp.set_call(len, conn.peer.port < sys::PROT_SOCK, xprt.test(Flag::LOCAL));
-        if rqstp.arg_word(1) != 0 {
+        if rqstp.arg_word(1) != RPC_CALL {
             return self.backchannel_reply(rqstp, len);
         }
         len as c_int

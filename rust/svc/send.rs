@@ -21,12 +21,12 @@ impl SvcVsock {
     /// `xpo_sendto`: sends the reply of `rqstp` as one record.
     fn sendto(&self, rqstp: &SvcRqst) -> c_int {
         let Some(conn) = &self.conn else {
-            return -(kernel::bindings::ENOTCONN as c_int);
+            return errno!(ENOTCONN).to_errno();
         };
         let xprt = self.xprt();
         let _serialised = xprt.lock_send();
         if xprt.is_dead() {
-            return -(kernel::bindings::ENOTCONN as c_int);
+            return errno!(ENOTCONN).to_errno();
         }
         let len = rqstp.reply_len();
         let mut state = conn.send.lock();
