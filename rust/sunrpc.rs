@@ -9,6 +9,8 @@
 //! [`include/linux/sunrpc/svc_xprt.h`](srctree/include/linux/sunrpc/svc_xprt.h),
 //! [`include/linux/sunrpc/svc.h`](srctree/include/linux/sunrpc/svc.h).
 
+use kernel::error::{code::EAGAIN, Error, Result};
+
 /// Bytes at the start of every RPC message that say where it goes: the XID
 /// and the direction (`msg_type`, RFC 5531).
 pub(crate) const RPC_HEADER_LEN: usize = 8;
@@ -18,6 +20,31 @@ pub(crate) const RPC_CALL: u32 = 0;
 
 /// `msg_type` of a reply.
 pub(crate) const RPC_REPLY: u32 = 1;
+
+/// Why a transport stops reading its socket before a record is complete.
+pub(crate) enum RecvStop<M> {
+    /// Nothing more to read now.
+    Again,
+    /// The peer closed the connection.
+    Eof,
+    /// The socket failed.
+    Error(Error),
+    /// The peer broke the protocol; `M` says how, for the log.
+    Malformed(M),
+}
+
+impl<M> RecvStop<M> {
+    /// What a non-blocking read returned: the bytes read, or why reading
+    /// stops.
+    pub(crate) fn from_read(r: Result<usize>) -> Result<usize, Self> {
+        match r {
+            Ok(0) => Err(Self::Eof),
+            Ok(n) => Ok(n),
+            Err(e) if e == EAGAIN => Err(Self::Again),
+            Err(e) => Err(Self::Error(e)),
+        }
+    }
+}
 
 pub(crate) mod rqst;
 pub(crate) mod svc_xprt;

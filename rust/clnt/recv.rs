@@ -4,14 +4,14 @@
 //! the requests their replies answer and hands the server's callbacks to
 //! the backchannel pool.
 
-use kernel::error::{code::EAGAIN, Error, Result};
+use kernel::error::Result;
 
 #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
 use super::backchannel;
 use super::{container_of_work, Transport, DATA_READY};
 use crate::record::{self, Limits, Progress, RecordDecoder, Want};
 use crate::sunrpc::rqst::{ReadStop, Rqst};
-use crate::sunrpc::{RPC_CALL, RPC_HEADER_LEN as HDR_LEN, RPC_REPLY};
+use crate::sunrpc::{RecvStop, RPC_CALL, RPC_HEADER_LEN as HDR_LEN, RPC_REPLY};
 use crate::sys;
 use crate::vsock::Socket;
 
@@ -66,26 +66,8 @@ impl Receiver {
     }
 }
 
-/// Why the receive loop stops.
-enum Stop {
-    /// Nothing more to read now.
-    Again,
-    /// The peer closed the connection.
-    Eof,
-    /// The peer broke the protocol.
-    Malformed(&'static kernel::str::CStr),
-    /// The socket failed.
-    Error(Error),
-}
-
-fn recv_result(r: Result<usize>) -> Result<usize, Stop> {
-    match r {
-        Ok(0) => Err(Stop::Eof),
-        Ok(n) => Ok(n),
-        Err(e) if e == EAGAIN => Err(Stop::Again),
-        Err(e) => Err(Stop::Error(e)),
-    }
-}
+/// Why the receive loop stops; a malformed record names its fault.
+type Stop = RecvStop<&'static kernel::str::CStr>;
 
 fn malformed(_: record::RecordError) -> Stop {
     Stop::Malformed(kernel::c_str!("bad record marking"))
@@ -134,7 +116,7 @@ impl Transport {
     fn recv_step(&self, sock: &Socket, rx: &mut Receiver) -> Result<(), Stop> {
         let (offset, len) = match rx.decoder.want() {
             Want::Marker(buf) => {
-                let n = recv_result(sock.recv(buf))?;
+                let n = Stop::from_read(sock.recv(buf))?;
                 let progress = rx.decoder.consumed(n).map_err(malformed)?;
                 return self.after(rx, progress);
             }
@@ -142,7 +124,7 @@ impl Transport {
         };
         if offset < HDR_LEN {
             let end = HDR_LEN.min(offset + len);
-            let n = recv_result(sock.recv(&mut rx.hdr[offset..end]))?;
+            let n = Stop::from_read(sock.recv(&mut rx.hdr[offset..end]))?;
             let progress = rx.decoder.consumed(n).map_err(malformed)?;
             if offset + n == HDR_LEN {
                 rx.target = match rx.calldir() {
@@ -159,7 +141,7 @@ impl Transport {
             #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
             Target::Callback => self.read_callback(sock, rx, offset, len),
             Target::Discard | Target::Header => {
-                let n = recv_result(sock.recv_discard(len))?;
+                let n = Stop::from_read(sock.recv_discard(len))?;
                 let progress = rx.decoder.consumed(n).map_err(malformed)?;
                 self.after(rx, progress)
             }
@@ -282,7 +264,7 @@ impl Transport {
             // The record is longer than the buffer: the rest is dropped.
             Err(ReadStop::Full) => rx.target = Target::Discard,
             Err(ReadStop::Sock(r)) => {
-                recv_result(r)?;
+                Stop::from_read(r)?;
             }
             Ok(()) => {}
         }

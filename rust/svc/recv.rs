@@ -6,7 +6,6 @@
 use core::ffi::c_int;
 use core::fmt;
 
-use kernel::error::code::EAGAIN;
 use kernel::prelude::*;
 
 #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
@@ -14,16 +13,13 @@ use super::backchannel;
 use super::{Conn, SvcVsock};
 use crate::record::{self, Progress, RecordDecoder, Want};
 use crate::sunrpc::svc_xprt::{Flag, SvcRqst};
-use crate::sunrpc::{RPC_CALL, RPC_HEADER_LEN};
+use crate::sunrpc::{RecvStop, RPC_CALL, RPC_HEADER_LEN};
 use crate::sys;
 
-/// How a receive ended without a record for the server.
-enum Stop {
-    /// The rest of the record has not arrived yet.
-    Incomplete,
-    /// The connection must be closed; log the reason, if any.
-    Close(Option<CloseReason>),
-}
+/// How a receive ended without a record for the server: it goes on with
+/// the next receive (`Again`) or closes the connection, logging the reason
+/// of a `Malformed` one.
+type Stop = RecvStop<CloseReason>;
 
 /// A peer misbehaviour worth a log line.
 enum CloseReason {
@@ -66,11 +62,10 @@ impl SvcVsock {
             Err(stop) => {
                 let kept = state.decoder.record_offset();
                 match stop {
-                    Stop::Incomplete => rqstp.save_pages(&mut state.saved, kept),
-                    Stop::Close(reason) => {
-                        if let Some(reason) = reason {
-                            conn.notice(format_args!("{reason}"));
-                        }
+                    Stop::Again => rqstp.save_pages(&mut state.saved, kept),
+                    Stop::Eof | Stop::Error(_) => xprt.deferred_close(),
+                    Stop::Malformed(reason) => {
+                        conn.notice(format_args!("{reason}"));
                         xprt.deferred_close();
                     }
                 }
@@ -100,16 +95,11 @@ impl SvcVsock {
                 Want::Marker(buf) => self.sock.recv(buf),
                 Want::Payload { offset, len } => rqstp.recv_payload(&self.sock, offset, len),
             };
-            let n = match got {
-                Ok(0) => return Err(Stop::Close(None)),
-                Ok(n) => n,
-                Err(e) if e == EAGAIN => return Err(Stop::Incomplete),
-                Err(_) => return Err(Stop::Close(None)),
-            };
+            let n = Stop::from_read(got)?;
             match decoder.consumed(n) {
                 Ok(Progress::Record { len }) => return Ok(len),
                 Ok(Progress::Incomplete) => {}
-                Err(e) => return Err(Stop::Close(Some(CloseReason::Record(e)))),
+                Err(e) => return Err(Stop::Malformed(CloseReason::Record(e))),
             }
         }
     }
