@@ -460,10 +460,13 @@ impl SvcRqst {
         }
     }
 
-    /// Length of the reply, `rq_res.len`.
-    pub(crate) fn reply_len(&self) -> u32 {
-        // SAFETY: the request is live and ours.
-        unsafe { (*self.raw()).rq_res.len }
+    /// The reply, `rq_res`, which SUNRPC built in the request's reply
+    /// pages, its page data in pages it holds references on (page cache or
+    /// allocated pages).
+    pub(crate) fn res(&self) -> &sys::xdr_buf {
+        // SAFETY: the request is live and owned by this thread, which does
+        // not change `rq_res` while the reference lives.
+        unsafe { &(*self.raw()).rq_res }
     }
 }
 
@@ -525,23 +528,9 @@ impl ReplyVec {
         })
     }
 
-    /// Sends `marker` followed by the reply of `rqstp` on `sock`, waiting
-    /// for credit up to the socket's send timeout, its page data by
-    /// reference if `zerocopy` is given. Returns the bytes sent.
-    pub(crate) fn send(
-        &mut self,
-        sock: &Socket,
-        marker: &mut [u8; 4],
-        rqstp: &SvcRqst,
-        zerocopy: Option<&ZeroCopy>,
-    ) -> Result<usize> {
-        // SAFETY: the request is live and ours; SUNRPC built `rq_res` in
-        // the request's reply pages, and its page data in pages that it
-        // holds references on (page cache or allocated pages).
-        unsafe { self.send_xdr(sock, marker, &(*rqstp.raw()).rq_res, zerocopy) }
-    }
-
-    /// Sends `marker` followed by `res` on `sock`, as [`ReplyVec::send`].
+    /// Sends `marker` followed by `res` on `sock`, waiting for credit up to
+    /// the socket's send timeout, its page data by reference if `zerocopy`
+    /// is given. Returns the bytes sent.
     ///
     /// # Safety
     ///

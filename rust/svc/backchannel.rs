@@ -20,7 +20,6 @@ use kernel::error::{code::*, Result};
 use kernel::types::Opaque;
 
 use super::SvcVsock;
-use crate::record;
 use crate::sunrpc::rqst::Rqst;
 use crate::sunrpc::svc_xprt::{Flag, SvcRqst, SvcXprt};
 use crate::sunrpc::xprt::{stream_ops, Strings, Xprt};
@@ -127,30 +126,14 @@ impl SvcVsock {
             return Err(errno!(ENOTCONN));
         }
         req.stamp_xmit_time();
-        let len = req.snd_len();
-        let mut state = conn.send.lock();
-        let state = &mut *state;
-        let sent = record::single_fragment_marker(len)
-            .map_err(|_| EINVAL)
-            .and_then(|marker| {
-                state.marker = marker;
-                // SAFETY: the core built the call in a buffer from
-                // `rpc_malloc()` and, for page data, pages it holds until
-                // the request is released.
-                unsafe {
-                    state
-                        .reply
-                        .send_xdr(&self.sock, &mut state.marker, req.snd_buf(), None)
-                }
-            });
-        match sent {
-            Ok(n) if n == len + record::MARKER_LEN => return Ok(()),
-            Ok(n) => conn.notice(format_args!("sent {n} of {len} callback bytes")),
-            Err(e) => conn.notice(format_args!("callback of {len} bytes failed ({e:?})")),
+        // SAFETY: the core built the call in a buffer from `rpc_malloc()`
+        // and, for page data, pages it holds until the request is released;
+        // they are copied, not referenced.
+        match unsafe { self.send_record(conn, "callback", req.snd_buf(), false) } {
+            Some(_) => Ok(()),
+            // The connection is closing: the stream is out of step.
+            None => Err(errno!(ENOTCONN)),
         }
-        // The stream is out of step: only closing the connection repairs it.
-        xprt.deferred_close();
-        Err(errno!(ENOTCONN))
     }
 }
 

@@ -7,7 +7,7 @@ use core::ffi::c_int;
 
 use kernel::error::code::{EAGAIN, EINVAL};
 
-use super::SvcVsock;
+use super::{Conn, SvcVsock};
 use crate::record;
 use crate::sunrpc::svc_xprt::SvcRqst;
 use crate::sys;
@@ -28,33 +28,59 @@ impl SvcVsock {
         if xprt.is_dead() {
             return errno!(ENOTCONN).to_errno();
         }
-        let len = rqstp.reply_len();
+        // SAFETY: `rq_res` is as `SvcRqst::res` describes: linear-map head
+        // and tail, page data in pages SUNRPC holds references on, which can
+        // be referenced.
+        match unsafe { self.send_record(conn, "reply", rqstp.res(), true) } {
+            Some(n) => n as c_int,
+            None => EAGAIN.to_errno(),
+        }
+    }
+
+    /// Sends `buf` as one record on `conn`, which the caller serialises with
+    /// `xpt_mutex`, its page data by reference if `zerocopy` and the
+    /// connection allows it. A short or failed send logs why, calling the
+    /// record `what`, and closes the connection: the stream is out of step.
+    /// Returns the bytes sent, marker included, if the whole record went.
+    ///
+    /// # Safety
+    ///
+    /// `buf` must be as [`crate::sunrpc::svc_xprt::ReplyVec::send_xdr`]
+    /// requires, with pages that can be referenced if `zerocopy`.
+    pub(super) unsafe fn send_record(
+        &self,
+        conn: &Conn,
+        what: &str,
+        buf: &sys::xdr_buf,
+        zerocopy: bool,
+    ) -> Option<usize> {
+        let len = buf.len as usize;
         let mut state = conn.send.lock();
         let state = &mut *state;
-        let sent = record::single_fragment_marker(len as usize)
+        let zerocopy = if zerocopy {
+            state.zerocopy.as_ref()
+        } else {
+            None
+        };
+        let sent = record::single_fragment_marker(len)
             .map_err(|_| EINVAL)
             .and_then(|marker| {
                 state.marker = marker;
-                state.reply.send(
-                    &self.sock,
-                    &mut state.marker,
-                    rqstp,
-                    state.zerocopy.as_ref(),
-                )
+                // SAFETY: `buf` is as `send_xdr` requires (the caller's
+                // guarantee); the marker lives in the connection's state.
+                unsafe {
+                    state
+                        .reply
+                        .send_xdr(&self.sock, &mut state.marker, buf, zerocopy)
+                }
             });
         match sent {
-            Ok(n) if n == len as usize + record::MARKER_LEN => n as c_int,
-            Ok(n) => {
-                conn.notice(format_args!("sent {n} of {len} reply bytes"));
-                xprt.deferred_close();
-                EAGAIN.to_errno()
-            }
-            Err(e) => {
-                conn.notice(format_args!("reply of {len} bytes failed ({e:?})"));
-                xprt.deferred_close();
-                EAGAIN.to_errno()
-            }
+            Ok(n) if n == len + record::MARKER_LEN => return Some(n),
+            Ok(n) => conn.notice(format_args!("sent {n} of {len} {what} bytes")),
+            Err(e) => conn.notice(format_args!("{what} of {len} bytes failed ({e:?})")),
         }
+        self.xprt().deferred_close();
+        None
     }
 }
 
