@@ -36,7 +36,7 @@ use kernel::error::{code::*, Result};
 use kernel::time::{msecs_to_jiffies, Jiffies};
 use kernel::types::Opaque;
 
-use crate::sunrpc::xprt::{stream_ops, Strings, Xprt};
+use crate::sunrpc::xprt::{dest_addr, stream_ops, Strings, Xprt, XprtClass};
 use crate::sys;
 use crate::vsock::{CallbackSock, Socket, ZeroCopy};
 use recv::Receiver;
@@ -219,16 +219,15 @@ impl Drop for RecvGuard<'_> {
 /* Setup and teardown. */
 
 impl Transport {
-    fn setup(args: &sys::xprt_create) -> Result<*mut sys::rpc_xprt> {
-        if args.dstaddr.is_null() || args.addrlen < size_of::<sys::sockaddr_vm>() {
-            return Err(EINVAL);
-        }
-        // SAFETY: `dstaddr` points to `addrlen` bytes, checked to cover a
-        // `sockaddr_vm`; `read_unaligned` copes with any alignment.
-        let dst = unsafe { ptr::read_unaligned(args.dstaddr.cast::<sys::sockaddr_vm>()) };
-        if u32::from(dst.svm_family) != sys::AF_VSOCK {
-            return Err(errno!(EAFNOSUPPORT));
-        }
+    /// `xprt_class::setup`: a new transport to `args->dstaddr`.
+    ///
+    /// # Safety
+    ///
+    /// `args` must be the core's creation arguments: `dstaddr` readable for
+    /// `addrlen` bytes, `net` a live namespace.
+    unsafe fn setup(args: &sys::xprt_create) -> Result<*mut sys::rpc_xprt> {
+        // SAFETY: the core's arguments (the caller's guarantee).
+        let dst = unsafe { dest_addr(args) }?;
         if args.xprtsec.policy != sys::xprtsec_policies_RPC_XPRTSEC_NONE {
             return Err(errno!(EPROTONOSUPPORT));
         }
@@ -375,9 +374,9 @@ static CLNT_OPS: sys::rpc_xprt_ops = {
 /// Called by the SUNRPC core (or a workqueue) with valid arguments.
 #[no_mangle]
 unsafe extern "C" fn xv_clnt_setup(args: *mut sys::xprt_create) -> *mut sys::rpc_xprt {
-    // SAFETY: the core passes valid creation arguments.
-    let args = unsafe { &*args };
-    match Transport::setup(args) {
+    // SAFETY: the core passes valid creation arguments, `dstaddr` readable
+    // for `addrlen` bytes and `net` a live namespace.
+    match unsafe { Transport::setup(&*args) } {
         Ok(xprt) => xprt,
         Err(e) => e.to_ptr(),
     }
@@ -465,22 +464,8 @@ fn container_of_work(work: *mut sys::work_struct, offset: usize) -> *const Trans
 }
 
 /// Registers the class; the returned value unregisters it when dropped.
-pub(crate) struct Registration(());
-
-impl Registration {
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: the class is a static of the C glue, registered once.
-        kernel::error::to_result(unsafe {
-            sys::xprt_register_transport(ptr::addr_of_mut!(sys::xv_clnt_class))
-        })?;
-        Ok(Self(()))
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        // SAFETY: registered in `new`; every transport holds a module
-        // reference, so none is left when the module unloads.
-        unsafe { sys::xprt_unregister_transport(ptr::addr_of_mut!(sys::xv_clnt_class)) };
-    }
+pub(crate) fn register() -> Result<XprtClass> {
+    // SAFETY: the class is a static of the C glue, registered once, here;
+    // every transport holds a module reference from setup to destroy.
+    unsafe { XprtClass::register(ptr::addr_of_mut!(sys::xv_clnt_class)) }
 }

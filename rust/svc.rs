@@ -43,6 +43,8 @@ use kernel::types::{ForeignOwnable, Opaque};
 use crate::addr::{self, VsockAddr};
 use crate::record::{self, RecordDecoder};
 use crate::sunrpc::svc_xprt::{ReplyVec, SavedPages, SvcXprt};
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+use crate::sunrpc::xprt::XprtClass;
 use crate::sys;
 use crate::vsock::{CallbackSock, Callbacks, SavedCallbacks, Socket, ZeroCopy};
 
@@ -50,14 +52,14 @@ use crate::vsock::{CallbackSock, Callbacks, SavedCallbacks, Socket, ZeroCopy};
 /// the class of nfsd's backchannel on its connections.
 pub(crate) struct Registration {
     #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
-    _backchannel: backchannel::Registration,
+    _backchannel: XprtClass,
 }
 
 impl Registration {
     /// Registers the classes (`svc_reg_xprt_class()`).
     pub(crate) fn new() -> Result<Self> {
         #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
-        let backchannel = backchannel::Registration::new()?;
+        let backchannel = backchannel::register()?;
         let class = ptr::addr_of_mut!(sys::xv_svc_class);
         // SAFETY: the class is a static that nothing uses before it is
         // registered; it stays registered until `drop`, and no instance

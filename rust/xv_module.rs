@@ -38,7 +38,7 @@ module! {
 
 /// The loaded module: dropping it unregisters the transports.
 struct XprtVsock {
-    _clnt: clnt::Registration,
+    _clnt: sunrpc::xprt::XprtClass,
     _svc: svc::Registration,
 }
 
@@ -50,7 +50,7 @@ impl kernel::Module for XprtVsock {
             pr_err!("cannot create an AF_VSOCK stream socket: {:?}\n", e);
         })?;
         drop(probe);
-        let clnt = clnt::Registration::new().inspect_err(|e| {
+        let clnt = clnt::register().inspect_err(|e| {
             pr_err!("cannot register the vsock RPC client transport: {:?}\n", e);
         })?;
         let svc = svc::Registration::new().inspect_err(|e| {

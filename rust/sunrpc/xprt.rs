@@ -7,12 +7,72 @@
 use core::mem::size_of;
 use core::ptr;
 
+use kernel::error::{code::EINVAL, to_result, Result};
 use kernel::time::Jiffies;
 use kernel::types::Opaque;
 
 use super::rqst::Rqst;
 use crate::addr;
 use crate::sys;
+
+/// A registered `xprt_class`, one of the C glue's statics; dropping the
+/// value unregisters it.
+///
+/// # Invariants
+///
+/// `self.0` is a static `xprt_class` that this value registered.
+pub(crate) struct XprtClass(*mut sys::xprt_class);
+
+// SAFETY: the value only names a static; SUNRPC serialises registering and
+// unregistering (`xprt_list_lock`), from any thread.
+unsafe impl Send for XprtClass {}
+// SAFETY: as for `Send`; a shared value allows nothing.
+unsafe impl Sync for XprtClass {}
+
+impl XprtClass {
+    /// Registers `class`.
+    ///
+    /// # Safety
+    ///
+    /// `class` must be a static `xprt_class` of the C glue that is not
+    /// registered, whose transports each hold a module reference, so that
+    /// none is left when the value is dropped at module unload.
+    pub(crate) unsafe fn register(class: *mut sys::xprt_class) -> Result<Self> {
+        // SAFETY: `class` is a static, unregistered (the caller's guarantee).
+        to_result(unsafe { sys::xprt_register_transport(class) })?;
+        // INVARIANT: registered just above.
+        Ok(Self(class))
+    }
+}
+
+impl Drop for XprtClass {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is registered (type invariant); no transport of
+        // it is left (the guarantee of `register`'s caller).
+        unsafe { sys::xprt_unregister_transport(self.0) };
+    }
+}
+
+/// The `sockaddr_vm` a transport is created for (`args->dstaddr`):
+/// `EINVAL` if it is shorter, `EAFNOSUPPORT` if of another family.
+///
+/// # Safety
+///
+/// `args.dstaddr` must be null or readable for `args.addrlen` bytes, as the
+/// core passes it to `xprt_class::setup`.
+pub(crate) unsafe fn dest_addr(args: &sys::xprt_create) -> Result<sys::sockaddr_vm> {
+    if args.dstaddr.is_null() || args.addrlen < size_of::<sys::sockaddr_vm>() {
+        return Err(EINVAL);
+    }
+    // SAFETY: `dstaddr` points to `addrlen` bytes (the caller's guarantee),
+    // checked to cover a `sockaddr_vm`; `read_unaligned` copes with any
+    // alignment.
+    let dst = unsafe { ptr::read_unaligned(args.dstaddr.cast::<sys::sockaddr_vm>()) };
+    if u32::from(dst.svm_family) != sys::AF_VSOCK {
+        return Err(errno!(EAFNOSUPPORT));
+    }
+    Ok(dst)
+}
 
 /// A transport's `struct rpc_xprt`, of the client transport or of nfsd's
 /// backchannel.

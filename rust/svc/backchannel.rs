@@ -22,28 +22,14 @@ use kernel::types::Opaque;
 use super::SvcVsock;
 use crate::sunrpc::rqst::Rqst;
 use crate::sunrpc::svc_xprt::{Flag, SvcRqst, SvcXprt};
-use crate::sunrpc::xprt::{stream_ops, Strings, Xprt};
+use crate::sunrpc::xprt::{dest_addr, stream_ops, Strings, Xprt, XprtClass};
 use crate::sys;
 
 /// Registers the class; the returned value unregisters it when dropped.
-pub(crate) struct Registration(());
-
-impl Registration {
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: the class is a static of the C glue, registered once.
-        kernel::error::to_result(unsafe {
-            sys::xprt_register_transport(ptr::addr_of_mut!(sys::xv_bc_class))
-        })?;
-        Ok(Self(()))
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        // SAFETY: registered in `new`; every transport holds a module
-        // reference, so none is left when the module unloads.
-        unsafe { sys::xprt_unregister_transport(ptr::addr_of_mut!(sys::xv_bc_class)) };
-    }
+pub(super) fn register() -> Result<XprtClass> {
+    // SAFETY: the class is a static of the C glue, registered once, here;
+    // every transport holds a module reference from setup to destroy.
+    unsafe { XprtClass::register(ptr::addr_of_mut!(sys::xv_bc_class)) }
 }
 
 /// A backchannel transport. The core allocates it (`xprt_alloc()`, zeroed),
@@ -56,20 +42,21 @@ struct BcTransport {
 }
 
 impl BcTransport {
-    fn setup(args: &sys::xprt_create) -> Result<*mut sys::rpc_xprt> {
+    /// `xprt_class::setup`: a backchannel on the connection
+    /// `args->bc_xprt` to the client at `args->dstaddr`.
+    ///
+    /// # Safety
+    ///
+    /// `args` must be the core's creation arguments: `dstaddr` readable for
+    /// `addrlen` bytes, `net` a live namespace, `bc_xprt` a live transport
+    /// that nfsd holds while it sets up its callback client.
+    unsafe fn setup(args: &sys::xprt_create) -> Result<*mut sys::rpc_xprt> {
         let conn = args.bc_xprt;
         if !SvcXprt::is_vsock(conn) {
             return Err(EINVAL);
         }
-        if args.dstaddr.is_null() || args.addrlen < size_of::<sys::sockaddr_vm>() {
-            return Err(EINVAL);
-        }
-        // SAFETY: `dstaddr` points to `addrlen` bytes, checked to cover a
-        // `sockaddr_vm`; `read_unaligned` copes with any alignment.
-        let dst = unsafe { ptr::read_unaligned(args.dstaddr.cast::<sys::sockaddr_vm>()) };
-        if u32::from(dst.svm_family) != sys::AF_VSOCK {
-            return Err(errno!(EAFNOSUPPORT));
-        }
+        // SAFETY: the core's arguments (the caller's guarantee).
+        let dst = unsafe { dest_addr(args) }?;
         // Callbacks of one client are few and serialised by its session's
         // slots: xprtsock's backchannel slot count.
         let slots = sys::RPC_MIN_SLOT_TABLE;
@@ -183,9 +170,10 @@ static BC_OPS: sys::rpc_xprt_ops = {
 /// Called by the SUNRPC core with valid arguments.
 #[no_mangle]
 unsafe extern "C" fn xv_bc_setup(args: *mut sys::xprt_create) -> *mut sys::rpc_xprt {
-    // SAFETY: the core passes valid creation arguments.
-    let args = unsafe { &*args };
-    match BcTransport::setup(args) {
+    // SAFETY: the core passes valid creation arguments: `dstaddr` readable
+    // for `addrlen` bytes, `net` a live namespace and, for a backchannel,
+    // `bc_xprt` the connection nfsd sets it up on.
+    match unsafe { BcTransport::setup(&*args) } {
         Ok(xprt) => xprt,
         Err(e) => e.to_ptr(),
     }
