@@ -175,6 +175,22 @@ fn vsock_addr(cid: u32, port: u32) -> sys::sockaddr_vm {
     }
 }
 
+/// Whether the peer of `sk` has granted credit for more data. Without a
+/// transport (never connected) there is no credit at all, and
+/// `vsock_stream_has_space()` would warn.
+///
+/// # Safety
+///
+/// `sk` must be a live vsock socket, which starts with a `struct
+/// vsock_sock`, whose transport does not change meanwhile: locked, or seen
+/// from a callback.
+unsafe fn stream_has_space(sk: *mut sys::sock) -> bool {
+    let vsk = sk.cast::<sys::vsock_sock>();
+    // SAFETY: `vsk` is live (the caller's guarantee); the transport guards
+    // its credit counters with a lock of its own.
+    unsafe { !(*vsk).transport.is_null() && sys::vsock_stream_has_space(vsk) > 0 }
+}
+
 fn msg_result(ret: i32) -> Result<usize> {
     to_result(ret)?;
     // Non-negative, so the conversion is lossless.
@@ -195,15 +211,9 @@ impl Socket {
 
     /// Binds the socket to `port` on any local CID.
     pub(crate) fn bind(&self, port: u32) -> Result {
-        let mut addr = vsock_addr(crate::addr::CID_ANY, port);
-        // SAFETY: `sock` is live; `addr` is a valid `sockaddr_vm` of the
-        // length passed.
-        to_result(unsafe {
-            sys::kernel_bind(
-                self.sock.as_ptr(),
-                ptr::addr_of_mut!(addr).cast(),
-                core::mem::size_of::<sys::sockaddr_vm>() as i32,
-            )
+        self.bind_addr(crate::addr::VsockAddr {
+            cid: crate::addr::CID_ANY,
+            port,
         })
     }
 
@@ -405,14 +415,8 @@ impl Socket {
         let sk = self.sk();
         // SAFETY: `sk` is live and not locked by this thread.
         let _lock = unsafe { SockLock::new(sk) };
-        // SAFETY: vsock sockets start with a `struct vsock_sock`; locked.
-        // Without a transport (never connected) there is no credit at all,
-        // and vsock_stream_has_space() would warn.
-        let space = unsafe {
-            let vsk = sk.cast::<sys::vsock_sock>();
-            !(*vsk).transport.is_null() && sys::vsock_stream_has_space(vsk) > 0
-        };
-        if space {
+        // SAFETY: `sk` is live, a vsock socket and locked.
+        if unsafe { stream_has_space(sk) } {
             return None;
         }
         Some(f())
@@ -658,10 +662,7 @@ impl CallbackSock {
     pub(crate) fn has_space(&self) -> bool {
         // SAFETY: `sk` is live (type invariant) and a vsock socket; the
         // transport guards its credit counters with a lock of its own.
-        unsafe {
-            let vsk = self.sk.cast::<sys::vsock_sock>();
-            !(*vsk).transport.is_null() && sys::vsock_stream_has_space(vsk) > 0
-        }
+        unsafe { stream_has_space(self.sk) }
     }
 
     /// Whether the socket is a listener.
