@@ -63,6 +63,23 @@ fn init_reestablish_to() -> Jiffies {
 
 /// The client transport. The core allocates it (`xprt_alloc()`, zeroed),
 /// sees only the leading `rpc_xprt` and frees it with `xprt_free()`.
+///
+/// # Invariants
+///
+/// A `Transport` lives only in an allocation that [`Transport::setup`]
+/// made with `xprt_alloc()` and initialised, field by field, before
+/// sharing it; it stays there until `destroy`, which the core calls once
+/// no task, worker or socket callback can reach it any more. `xprt.ops` is
+/// [`CLNT_OPS`], `recv_mutex` and the work items are initialised, and
+/// every transport holds one reference on the module.
+///
+/// The fields in an `UnsafeCell` are used only as their comments say:
+/// `sock` is read by holders of `XPRT_LOCKED` or `recv_mutex` and replaced
+/// by holders of both; `recv` belongs to holders of `recv_mutex`;
+/// `xmit_offset` and `sock_zerocopy` belong to holders of `XPRT_LOCKED`
+/// (`abort_send_request` and `print_stats` only read racily); `srcport`
+/// to the connect worker, which holds `XPRT_LOCKED`; `strings` is written
+/// in setup and in `set_port`, which the core serialises with binding.
 #[repr(C)]
 pub(crate) struct Transport {
     xprt: Opaque<sys::rpc_xprt>,
@@ -98,10 +115,11 @@ pub(crate) struct Transport {
 impl Transport {
     /// # Safety
     ///
-    /// `xprt` must be the `rpc_xprt` of a live transport set up by
-    /// [`Transport::setup`].
+    /// `xprt` must be the `rpc_xprt` of a transport set up by
+    /// [`Transport::setup`] that stays live for `'a`.
     unsafe fn from_xprt<'a>(xprt: *mut sys::rpc_xprt) -> &'a Self {
-        // SAFETY: `xprt` is the first field of a `repr(C)` `Transport`.
+        // SAFETY: `xprt` is the first field of a `repr(C)` `Transport`
+        // (type invariant), live for `'a` (the caller's guarantee).
         unsafe { &*xprt.cast::<Self>() }
     }
 
@@ -114,13 +132,28 @@ impl Transport {
             return None;
         }
         // SAFETY: `attach()` stores the transport; `detach()`, which runs
-        // before the transport is freed, clears it under the callback lock
-        // that `sk` holds for reading.
+        // before the transport is freed (in `close`, which `destroy` calls),
+        // clears it under the callback lock that `sk` holds for reading.
+        // `sk` lives no longer than this callback, so neither does the
+        // reference.
         Some(unsafe { Self::from_xprt(data.cast()) })
     }
 
+    /// The transport whose work item at `offset` is `work`.
+    ///
+    /// # Safety
+    ///
+    /// `work` must be the work item at `offset` of a transport that stays
+    /// live for `'a`.
+    unsafe fn from_work<'a>(work: *mut sys::work_struct, offset: usize) -> &'a Self {
+        // SAFETY: `work` lies `offset` bytes into a transport live for `'a`
+        // (the caller's guarantee).
+        unsafe { &*work.cast::<u8>().sub(offset).cast::<Self>() }
+    }
+
     fn xprt(&self) -> &Xprt {
-        // SAFETY: `self.xprt` is the live `rpc_xprt` of this transport.
+        // SAFETY: `self.xprt` is the `rpc_xprt` of this transport, set up by
+        // `xprt_alloc()` (type invariant), live as long as `self`.
         unsafe { Xprt::from_raw(self.xprt.get()) }
     }
 
@@ -138,13 +171,15 @@ impl Transport {
 
     fn run_error_worker(&self, bit: usize) {
         self.set_flag(bit);
-        // SAFETY: the work item was initialised in setup and lives as long
-        // as the transport; destroy cancels it.
+        // SAFETY: the work item was initialised in setup (type invariant)
+        // and lives as long as the transport; destroy cancels it after the
+        // socket callbacks, which queue it, are detached.
         unsafe { sys::xv_clnt_queue_work(self.error_work.get()) };
     }
 
     fn recv_lock(&self) -> RecvGuard<'_> {
-        // SAFETY: the mutex was initialised in setup.
+        // SAFETY: the mutex was initialised in setup (type invariant); the
+        // guard unlocks it.
         unsafe { sys::xv_clnt_recv_lock(self.recv_mutex.get()) };
         RecvGuard(self)
     }
@@ -156,7 +191,9 @@ impl Transport {
     /// The caller holds `XPRT_LOCKED` and does not keep the reference past
     /// releasing it.
     unsafe fn sock_locked(&self) -> Option<&Socket> {
-        // SAFETY: the socket is replaced only by holders of XPRT_LOCKED.
+        // SAFETY: the socket is replaced only by holders of XPRT_LOCKED
+        // (type invariant), which the caller holds for as long as it keeps
+        // the reference.
         unsafe { (*self.sock.get()).as_ref() }
     }
 
@@ -203,7 +240,9 @@ impl RecvGuard<'_> {
         // SAFETY: the socket is only replaced under `recv_mutex`, which
         // `self` holds.
         let sock = unsafe { (*self.0.sock.get()).as_ref() };
-        // SAFETY: as in `receiver`; `sock` is another field.
+        // SAFETY: the receive state is only used under `recv_mutex`, which
+        // `self` holds; the exclusive borrow of the guard makes this the only
+        // reference, and `sock` is another field.
         let rx = unsafe { &mut *self.0.recv.get() };
         (sock, rx)
     }
@@ -271,6 +310,10 @@ impl Transport {
             );
             (*raw).ops = &CLNT_OPS;
         }
+        // INVARIANT: every field is initialised: `strings` by the zeroing
+        // (all-zero arrays), the mutex and work items by
+        // `xv_clnt_init_xprt()`, `ops` is `CLNT_OPS`; the module reference is
+        // taken below, before the transport is handed to the core.
         // SAFETY: initialised above; from here on shared like any transport.
         let this = unsafe { &*t };
         let x = this.xprt();
@@ -279,7 +322,8 @@ impl Transport {
         if dst.svm_port != 0 {
             x.set_bound();
         }
-        // SAFETY: plain C call.
+        // SAFETY: `try_module_get(THIS_MODULE)` may be called at any time;
+        // `destroy` drops the reference.
         if !unsafe { sys::xv_module_get() } {
             // SAFETY: `raw` came from `xprt_alloc()` and was never shared.
             unsafe { sys::xprt_free(raw) };
@@ -290,7 +334,8 @@ impl Transport {
 
     fn format_addresses(&self, cid: u32, port: u32) {
         // SAFETY: the strings are written in setup, before the transport is
-        // shared, and in `set_port`, which the core serialises with binding.
+        // shared, and in `set_port`, which the core serialises with binding
+        // (type invariant): no other reference exists meanwhile.
         let s = unsafe { &mut *self.strings.get() };
         s.publish(self.xprt(), cid, port);
     }
@@ -327,10 +372,11 @@ impl Transport {
     }
 
     fn destroy(&self) {
-        // SAFETY: the work items were initialised in setup.
+        // SAFETY: the work item was initialised in setup (type invariant).
         unsafe { sys::cancel_delayed_work_sync(self.connect_work.get()) };
         self.close();
-        // SAFETY: as above.
+        // SAFETY: the work items were initialised in setup (type invariant);
+        // `close` detached the socket callbacks that queue them.
         unsafe {
             sys::cancel_work_sync(self.recv_work.get());
             sys::cancel_work_sync(self.error_work.get());
@@ -371,7 +417,8 @@ static CLNT_OPS: sys::rpc_xprt_ops = {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the core's `xprt_create_transport()`, for our class, with
+/// the creation arguments of a new transport.
 #[no_mangle]
 unsafe extern "C" fn xv_clnt_setup(args: *mut sys::xprt_create) -> *mut sys::rpc_xprt {
     // SAFETY: the core passes valid creation arguments, `dstaddr` readable
@@ -386,9 +433,11 @@ unsafe extern "C" fn xv_clnt_setup(args: *mut sys::xprt_create) -> *mut sys::rpc
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the core's `call_bind()` through [`CLNT_OPS`], with the
+/// task that is binding one of our transports.
 unsafe extern "C" fn xv_clnt_rpcbind(task: *mut sys::rpc_task) {
-    // SAFETY: the core passes the task that is binding; it owns the status.
+    // SAFETY: `task` is the running task (the function's requirement); it
+    // owns its status, which `call_bind_status()` reads next.
     unsafe { (*task).tk_status = errno!(EPFNOSUPPORT).to_errno() };
 }
 
@@ -396,9 +445,10 @@ unsafe extern "C" fn xv_clnt_rpcbind(task: *mut sys::rpc_task) {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the core's `rpcb_getport_done()` through [`CLNT_OPS`],
+/// for one of our transports, which the binding task holds.
 unsafe extern "C" fn xv_clnt_set_port(xprt: *mut sys::rpc_xprt, port: u16) {
-    // SAFETY: the core passes one of our transports.
+    // SAFETY: `xprt` is one of ours, kept live by the binding task.
     let t = unsafe { Transport::from_xprt(xprt) };
     let x = t.xprt();
     x.set_peer_port(u32::from(port));
@@ -410,9 +460,11 @@ unsafe extern "C" fn xv_clnt_set_port(xprt: *mut sys::rpc_xprt, port: u16) {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the core's autoclose work through [`CLNT_OPS`], with
+/// `XPRT_LOCKED` held on one of our transports.
 unsafe extern "C" fn xv_clnt_close(xprt: *mut sys::rpc_xprt) {
-    // SAFETY: the core passes one of our transports.
+    // SAFETY: `xprt` is one of ours; the autoclose work runs only while the
+    // transport is live (destroy cancels it first).
     unsafe { Transport::from_xprt(xprt) }.close();
 }
 
@@ -420,11 +472,16 @@ unsafe extern "C" fn xv_clnt_close(xprt: *mut sys::rpc_xprt) {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the core's destroy work through [`CLNT_OPS`], once, for
+/// one of our transports whose last reference is gone.
 unsafe extern "C" fn xv_clnt_destroy(xprt: *mut sys::rpc_xprt) {
-    // SAFETY: the core passes one of our transports.
+    // SAFETY: `xprt` is one of ours and still allocated until the
+    // `xprt_free()` below.
     unsafe { Transport::from_xprt(xprt) }.destroy();
-    // SAFETY: nothing uses the transport any more; the core allocated it.
+    // SAFETY: `destroy` stopped the workers and detached the socket, and no
+    // task holds the transport: nothing uses it any more. Setup initialised
+    // every field (type invariant), the core allocated it with
+    // `xprt_alloc()`, and setup took the module reference dropped here.
     unsafe {
         ptr::drop_in_place(xprt.cast::<Transport>());
         sys::xprt_free(xprt);
@@ -436,13 +493,15 @@ unsafe extern "C" fn xv_clnt_destroy(xprt: *mut sys::rpc_xprt) {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the core's `do_print_stats()` through [`CLNT_OPS`],
+/// for one of our transports, which it holds, and the file being shown.
 unsafe extern "C" fn xv_clnt_print_stats(xprt: *mut sys::rpc_xprt, seq: *mut sys::seq_file) {
-    // SAFETY: the core passes one of our transports.
+    // SAFETY: `xprt` is one of ours, held by the caller.
     let t = unsafe { Transport::from_xprt(xprt) };
-    // SAFETY: only the connect worker writes it; a stale value is harmless.
+    // SAFETY: only the connect worker writes it (type invariant); this
+    // volatile read may see a stale value, which is harmless.
     let srcport = unsafe { ptr::read_volatile(t.srcport.get()) };
-    // SAFETY: `seq` is the file being shown.
+    // SAFETY: `seq` is the file being shown (the function's requirement).
     unsafe { t.xprt().print_stats(seq, srcport) };
 }
 
@@ -450,17 +509,13 @@ unsafe extern "C" fn xv_clnt_print_stats(xprt: *mut sys::rpc_xprt, seq: *mut sys
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the core's fault injection through [`CLNT_OPS`], from a
+/// task that holds one of our transports.
 unsafe extern "C" fn xv_clnt_inject_disconnect(xprt: *mut sys::rpc_xprt) {
-    // SAFETY: the core passes one of our transports.
+    // SAFETY: `xprt` is one of ours, held by the calling task.
     unsafe { Transport::from_xprt(xprt) }
         .xprt()
         .force_disconnect();
-}
-
-/// The transport a work item at `offset` belongs to.
-fn container_of_work(work: *mut sys::work_struct, offset: usize) -> *const Transport {
-    work.cast::<u8>().wrapping_sub(offset).cast::<Transport>()
 }
 
 /// Registers the class; the returned value unregisters it when dropped.

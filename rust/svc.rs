@@ -83,6 +83,18 @@ impl Drop for Registration {
 }
 
 /// A transport instance: a listener or a connection.
+///
+/// # Invariants
+///
+/// Once [`SvcVsock::publish`] has handed it to SUNRPC, an instance lives,
+/// pinned, in the `KBox` that `into_foreign()` leaked, until `xpo_free`
+/// takes it back: every `svc_xprt` of the "vsock" class is the `xprt` of
+/// such an instance, initialised by `svc_xprt_init()`. From `publish` until
+/// `unhook` (in `xpo_detach`, or at the latest in `xpo_free`) the socket's
+/// `sk_user_data` is the instance, and its callbacks are ours, chaining to
+/// `own`. `conn` is `None` exactly for a listener. The Rust state needs no
+/// more than its own mutexes: SUNRPC's `XPT_BUSY` and `xpt_mutex` already
+/// serialise receives and sends.
 #[pin_data]
 struct SvcVsock {
     #[pin]
@@ -137,11 +149,17 @@ impl SvcVsock {
     }
 
     /// The instance a callback runs for.
-    fn from_callback<'a>(sk: &'a CallbackSock) -> Option<&'a Self> {
+    ///
+    /// # Safety
+    ///
+    /// `sk` must be a socket that [`SvcVsock::publish`] hooked, seen from
+    /// one of the callbacks it installed.
+    unsafe fn from_callback<'a>(sk: &'a CallbackSock) -> Option<&'a Self> {
         let this = sk.user_data().cast::<Self>();
-        // SAFETY: `hook` installs our callbacks with the instance as user
+        // SAFETY: `publish` installs our callbacks with the instance as user
         // data, and `unhook` removes both under the callback lock that `sk`
-        // holds for reading; the instance lives until after `unhook`.
+        // holds for reading while `'a` lasts; the instance lives until after
+        // `unhook` (type invariant).
         unsafe { this.as_ref() }
     }
 
@@ -152,6 +170,8 @@ impl SvcVsock {
     /// Hands a new instance to SUNRPC and installs its socket callbacks.
     fn publish(this: Pin<KBox<Self>>, callbacks: &Callbacks) -> *mut sys::svc_xprt {
         let raw = this.into_foreign().cast::<Self>();
+        // INVARIANT: the instance is leaked, pinned, until `xv_svc_free`
+        // takes it back; its callbacks are hooked below.
         // SAFETY: `into_foreign` leaked the instance until `xv_svc_free`
         // takes it back; it is never moved meanwhile.
         let this = unsafe { &*raw };
@@ -224,7 +244,8 @@ extern "C" fn xv_svc_kill_temp_xprt(_xprt: *mut sys::svc_xprt) {}
 ///
 /// Only called by SUNRPC as `xpo_detach` on a live transport of the class.
 unsafe extern "C" fn xv_svc_detach(xprt: *mut sys::svc_xprt) {
-    // SAFETY: by the function's safety requirements.
+    // SAFETY: `svc_delete_xprt()` detaches a transport it still holds; every
+    // transport of the class is an instance's `xprt` (type invariant).
     let this = unsafe { SvcVsock::from_xprt(xprt) };
     this.detach();
 }
@@ -236,7 +257,8 @@ unsafe extern "C" fn xv_svc_detach(xprt: *mut sys::svc_xprt) {
 unsafe extern "C" fn xv_svc_free(xprt: *mut sys::svc_xprt) {
     let offset = core::mem::offset_of!(SvcVsock, xprt);
     // SAFETY: the transport is the `xprt` field of an instance that
-    // `publish` leaked with `into_foreign`; SUNRPC is done with it.
+    // `publish` leaked with `into_foreign` (type invariant); SUNRPC calls
+    // `xpo_free` once, after its last reference, so nothing else uses it.
     let this = unsafe {
         <Pin<KBox<SvcVsock>>>::from_foreign(xprt.cast::<u8>().sub(offset).cast::<c_void>())
     };

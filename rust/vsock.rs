@@ -235,7 +235,9 @@ impl Socket {
     /// completion is reported through the callbacks.
     pub(crate) fn connect_nonblocking(&self, cid: u32, port: u32) -> Result {
         let mut addr = vsock_addr(cid, port);
-        // SAFETY: as in `bind`.
+        // SAFETY: `sock` is live (type invariant); `addr` is a valid
+        // `sockaddr_vm` of the length passed, which `kernel_connect()`
+        // copies.
         to_result(unsafe {
             sys::kernel_connect(
                 self.sock.as_ptr(),
@@ -641,7 +643,9 @@ impl CallbackSock {
     /// Whether the connection is gone: closed, reset or shut down by the
     /// peer. A connect in progress is neither this nor established.
     pub(crate) fn is_closing(&self) -> bool {
-        // SAFETY: as in `is_established`.
+        // SAFETY: `sk` is live (type invariant) and a vsock socket, which
+        // starts with a `struct vsock_sock`; a reset changes the state
+        // without the socket lock, so the answer may be stale, as for TCP.
         unsafe {
             let vsk = self.sk.cast::<sys::vsock_sock>();
             let state = u32::from((*self.sk).__sk_common.skc_state);
@@ -706,7 +710,8 @@ impl SavedCallbacks {
     /// Runs the socket's own `sk_state_change` from a callback.
     pub(crate) fn state_change(&self, sk: &CallbackSock) {
         if let Some(f) = self.state_change {
-            // SAFETY: as in `data_ready`.
+            // SAFETY: `sk.sk` is the live socket whose `sk_state_change` runs,
+            // in the context vsock would have called `f` in.
             unsafe { f(sk.sk) };
         }
     }
@@ -715,7 +720,8 @@ impl SavedCallbacks {
     /// sender waiting for credit.
     pub(crate) fn write_space(&self, sk: &CallbackSock) {
         if let Some(f) = self.write_space {
-            // SAFETY: as in `data_ready`.
+            // SAFETY: `sk.sk` is the live socket whose `sk_write_space` runs,
+            // in the context vsock would have called `f` in.
             unsafe { f(sk.sk) };
         }
     }
@@ -723,7 +729,8 @@ impl SavedCallbacks {
     /// Runs the socket's own `sk_error_report` from a callback.
     pub(crate) fn error_report(&self, sk: &CallbackSock) {
         if let Some(f) = self.error_report {
-            // SAFETY: as in `data_ready`.
+            // SAFETY: `sk.sk` is the live socket whose `sk_error_report`
+            // runs, in the context vsock would have called `f` in.
             unsafe { f(sk.sk) };
         }
     }
@@ -742,7 +749,8 @@ pub(crate) struct ZeroCopy(NonNull<sys::ubuf_info>);
 // SAFETY: the count is atomic and the handle is freed by whoever drops the
 // last count, from any context.
 unsafe impl Send for ZeroCopy {}
-// SAFETY: as above; sends only take further counts.
+// SAFETY: a shared handle only lets sends take further counts, which are
+// atomic.
 unsafe impl Sync for ZeroCopy {}
 
 impl ZeroCopy {

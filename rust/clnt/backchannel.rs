@@ -273,7 +273,9 @@ unsafe fn free(req: *mut sys::rpc_rqst) {
     // SAFETY: by the caller's guarantee `req` is ours again; its transport
     // is live while the reference `complete` took is held.
     let xprt = unsafe { Xprt::from_raw((*req).rq_xprt) };
-    // SAFETY: as above.
+    // SAFETY: `req` is ours again and on no list (the caller's guarantee),
+    // `xprt` is live (above); the barriers of `xv_bc_clear_in_use()` order
+    // the cookie before the bit, as `xprt_free_bc_rqst()` does.
     unsafe {
         (*req).rq_connect_cookie = (*xprt.as_raw()).connect_cookie.wrapping_sub(1);
         sys::xv_bc_clear_in_use(req);
@@ -312,9 +314,10 @@ const BC_MAX_PAYLOAD: usize = kernel::page::PAGE_SIZE;
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the NFS client's `xprt_setup_backchannel()` through
+/// `CLNT_OPS`, for one of our transports, which it holds.
 pub(super) unsafe extern "C" fn xv_clnt_bc_setup(xprt: *mut sys::rpc_xprt, min_reqs: u32) -> i32 {
-    // SAFETY: the core passes one of our transports.
+    // SAFETY: `xprt` is one of ours, held by the caller.
     let t = unsafe { Transport::from_xprt(xprt) };
     match setup(t.xprt(), min_reqs) {
         Ok(()) => 0,
@@ -323,20 +326,12 @@ pub(super) unsafe extern "C" fn xv_clnt_bc_setup(xprt: *mut sys::rpc_xprt, min_r
 }
 
 /// `bc_maxpayload`.
-///
-/// # Safety
-///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
-pub(super) unsafe extern "C" fn xv_clnt_bc_maxpayload(_xprt: *mut sys::rpc_xprt) -> usize {
+pub(super) extern "C" fn xv_clnt_bc_maxpayload(_xprt: *mut sys::rpc_xprt) -> usize {
     BC_MAX_PAYLOAD
 }
 
 /// `bc_num_slots`.
-///
-/// # Safety
-///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
-pub(super) unsafe extern "C" fn xv_clnt_bc_num_slots(_xprt: *mut sys::rpc_xprt) -> u32 {
+pub(super) extern "C" fn xv_clnt_bc_num_slots(_xprt: *mut sys::rpc_xprt) -> u32 {
     MAX_SLOTS
 }
 
@@ -344,9 +339,12 @@ pub(super) unsafe extern "C" fn xv_clnt_bc_num_slots(_xprt: *mut sys::rpc_xprt) 
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the core's `xprt_free_bc_request()` through `CLNT_OPS`,
+/// once for each request [`complete`] handed to the callback service, when
+/// the service no longer uses it.
 pub(super) unsafe extern "C" fn xv_clnt_bc_free_rqst(req: *mut sys::rpc_rqst) {
-    // SAFETY: the core calls this once per callback request it is done with.
+    // SAFETY: `req` came from `complete` and is the caller's no more (the
+    // function's requirement).
     unsafe { free(req) };
 }
 
@@ -354,9 +352,10 @@ pub(super) unsafe extern "C" fn xv_clnt_bc_free_rqst(req: *mut sys::rpc_rqst) {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the NFS client's `xprt_destroy_backchannel()` through
+/// `CLNT_OPS`, for one of our transports, which it holds.
 pub(super) unsafe extern "C" fn xv_clnt_bc_destroy(xprt: *mut sys::rpc_xprt, max_reqs: u32) {
-    // SAFETY: the core passes one of our transports.
+    // SAFETY: `xprt` is one of ours, held by the caller.
     let t = unsafe { Transport::from_xprt(xprt) };
     // The receive worker may be filling a request of the pool.
     let _receiving = t.recv_lock();

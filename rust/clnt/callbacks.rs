@@ -8,7 +8,7 @@ use core::sync::atomic::Ordering;
 
 use kernel::error::code::EAGAIN;
 
-use super::{container_of_work, init_reestablish_to, Transport};
+use super::{init_reestablish_to, Transport};
 use super::{
     CONNECTING, DATA_READY, NOSPACE, WAKE_DISCONNECT, WAKE_ERROR, WAKE_PENDING, WAKE_WRITE,
 };
@@ -26,19 +26,23 @@ pub(super) static CALLBACKS: Callbacks = Callbacks {
 ///
 /// # Safety
 ///
-/// Called by vsock for a live socket that it has locked.
+/// Only called by vsock, as `sk_data_ready` of a socket `attach()` hooked,
+/// for that live socket, which it has locked.
 unsafe extern "C" fn xv_clnt_data_ready(sk: *mut sys::sock) {
-    // SAFETY: vsock calls this with a live socket.
+    // SAFETY: vsock passes the live socket that received data, whose
+    // callback lock this thread does not hold; `sk` ends with this call.
     let sk = unsafe { CallbackSock::new(sk) };
-    // SAFETY: `sk` is a socket of ours, if it has user data.
+    // SAFETY: this runs as `sk_data_ready` of `sk`, so its user data, if
+    // any, is the transport `attach()` stored.
     let Some(t) = (unsafe { Transport::from_sock(&sk) }) else {
         return;
     };
     // A useful exchange: the next reconnect need not wait.
     t.xprt().clear_reestablish_timeout();
     if !t.test_and_set_flag(DATA_READY) {
-        // SAFETY: initialised in setup, cancelled in destroy after the
-        // socket was detached.
+        // SAFETY: the work item was initialised in setup (type invariant);
+        // destroy cancels it after detaching this socket, so after this
+        // callback returns.
         unsafe { sys::xv_clnt_queue_work(t.recv_work.get()) };
     }
 }
@@ -47,11 +51,14 @@ unsafe extern "C" fn xv_clnt_data_ready(sk: *mut sys::sock) {
 ///
 /// # Safety
 ///
-/// Called by vsock for a live socket that it has locked.
+/// Only called by vsock, as `sk_state_change` of a socket `attach()`
+/// hooked, for that live socket, which it has locked.
 unsafe extern "C" fn xv_clnt_state_change(sk: *mut sys::sock) {
-    // SAFETY: vsock calls this with a live socket.
+    // SAFETY: vsock passes the live socket whose state changed, whose
+    // callback lock this thread does not hold; `sk` ends with this call.
     let sk = unsafe { CallbackSock::new(sk) };
-    // SAFETY: as in `xv_clnt_data_ready`.
+    // SAFETY: this runs as `sk_state_change` of `sk`, so its user data, if
+    // any, is the transport `attach()` stored.
     let Some(t) = (unsafe { Transport::from_sock(&sk) }) else {
         return;
     };
@@ -79,11 +86,14 @@ unsafe extern "C" fn xv_clnt_state_change(sk: *mut sys::sock) {
 ///
 /// # Safety
 ///
-/// Called by vsock for a live socket that it has locked.
+/// Only called by vsock, as `sk_write_space` of a socket `attach()` hooked,
+/// for that live socket, which it has locked.
 unsafe extern "C" fn xv_clnt_write_space(sk: *mut sys::sock) {
-    // SAFETY: vsock calls this with a live socket.
+    // SAFETY: vsock passes the live socket that got credit, whose callback
+    // lock this thread does not hold; `sk` ends with this call.
     let sk = unsafe { CallbackSock::new(sk) };
-    // SAFETY: as in `xv_clnt_data_ready`.
+    // SAFETY: this runs as `sk_write_space` of `sk`, so its user data, if
+    // any, is the transport `attach()` stored.
     let Some(t) = (unsafe { Transport::from_sock(&sk) }) else {
         return;
     };
@@ -98,11 +108,16 @@ unsafe extern "C" fn xv_clnt_write_space(sk: *mut sys::sock) {
 ///
 /// # Safety
 ///
-/// Called by vsock for a live socket that it has locked.
+/// Only called by vsock, as `sk_error_report` of a socket `attach()`
+/// hooked, for that live socket; not always locked (a virtio device reset
+/// reports without the lock).
 unsafe extern "C" fn xv_clnt_error_report(sk: *mut sys::sock) {
-    // SAFETY: vsock calls this with a live socket.
+    // SAFETY: vsock passes the live socket that failed, whose callback lock
+    // this thread does not hold; `sk` ends with this call.
     let sk = unsafe { CallbackSock::new(sk) };
-    // SAFETY: as in `xv_clnt_data_ready`.
+    // SAFETY: this runs as `sk_error_report` of `sk`, so its user data, if
+    // any, is the transport `attach()` stored; the callback lock, not the
+    // socket lock, keeps it valid.
     let Some(t) = (unsafe { Transport::from_sock(&sk) }) else {
         return;
     };
@@ -144,10 +159,13 @@ impl Transport {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the workqueue for the `error_work` that setup initialised
+/// with this function (`xv_clnt_init_xprt()`).
 #[no_mangle]
 unsafe extern "C" fn xv_clnt_error_work(work: *mut sys::work_struct) {
-    // SAFETY: as in `xv_clnt_recv_work`, for `error_work`.
-    let t = unsafe { &*container_of_work(work, core::mem::offset_of!(Transport, error_work)) };
+    // SAFETY: `work` is the `error_work` of a transport, which is live while
+    // the work runs: destroy detaches the socket whose callbacks queue it,
+    // then cancels it before freeing.
+    let t = unsafe { Transport::from_work(work, core::mem::offset_of!(Transport, error_work)) };
     t.error_worker();
 }

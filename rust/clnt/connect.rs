@@ -10,7 +10,7 @@ use core::ptr;
 use kernel::error::{code::*, Error, Result};
 
 use super::callbacks::CALLBACKS;
-use super::{container_of_work, init_reestablish_to, Transport, CONNECTING};
+use super::{init_reestablish_to, Transport, CONNECTING};
 use crate::sys;
 use crate::vsock::Socket;
 
@@ -31,7 +31,8 @@ impl Transport {
             delay = x.reconnect_delay();
             x.reconnect_backoff(init_reestablish_to());
         }
-        // SAFETY: initialised in setup, cancelled in destroy.
+        // SAFETY: the work item was initialised in setup (type invariant);
+        // destroy cancels it before the transport is freed.
         unsafe { sys::xv_clnt_queue_delayed_work(self.connect_work.get(), delay) };
     }
 
@@ -53,7 +54,8 @@ impl Transport {
     /// through the callbacks.
     fn start_connect(&self) -> Result {
         let x = self.xprt();
-        // SAFETY: the connect worker holds XPRT_LOCKED (`xprt_lock_connect`).
+        // SAFETY: the connect worker holds XPRT_LOCKED, which `connect` handed
+        // to it with `xprt_lock_connect()`.
         drop(unsafe { self.replace_sock(None) });
         let mut sock = Socket::new_stream()?;
         if x.resvport() {
@@ -64,7 +66,8 @@ impl Transport {
         x.start_connect_stats();
         let (cid, port) = x.peer();
         let ret = sock.connect_nonblocking(cid, port);
-        // SAFETY: as above.
+        // SAFETY: the connect worker still holds XPRT_LOCKED: it releases it
+        // with `xprt_unlock_connect()` after this returns.
         drop(unsafe { self.replace_sock(Some(sock)) });
         match ret {
             Ok(()) => {}
@@ -79,7 +82,9 @@ impl Transport {
     }
 
     fn bind_resvport(&self, sock: &Socket) -> Result {
-        // SAFETY: only the connect worker, serialised by XPRT_LOCKED.
+        // SAFETY: only the connect worker uses `srcport` (type invariant),
+        // and it holds XPRT_LOCKED, so one at a time; `print_stats` only reads
+        // it racily, through the pointer.
         let srcport = unsafe { &mut *self.srcport.get() };
         let mut port = if *srcport == 0 {
             MAX_RESVPORT
@@ -133,12 +138,13 @@ fn connect_error(e: Error) -> Error {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the core's `xprt_connect()` through `CLNT_OPS`, for one
+/// of our transports, by `task`, which holds `XPRT_LOCKED` on it.
 pub(super) unsafe extern "C" fn xv_clnt_connect(
     xprt: *mut sys::rpc_xprt,
     task: *mut sys::rpc_task,
 ) {
-    // SAFETY: the core passes one of our transports.
+    // SAFETY: `xprt` is one of ours, held by `task` while it connects.
     unsafe { Transport::from_xprt(xprt) }.connect(task);
 }
 
@@ -146,11 +152,13 @@ pub(super) unsafe extern "C" fn xv_clnt_connect(
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the workqueue for the `connect_work` that setup
+/// initialised with this function (`xv_clnt_init_xprt()`).
 #[no_mangle]
 unsafe extern "C" fn xv_clnt_connect_work(work: *mut sys::work_struct) {
-    // A delayed_work starts with its work_struct.
-    // SAFETY: as in `xv_clnt_recv_work`, for `connect_work`.
-    let t = unsafe { &*container_of_work(work, core::mem::offset_of!(Transport, connect_work)) };
+    // SAFETY: a `delayed_work` starts with its `work_struct`, so `work` is
+    // the `connect_work` of a transport; that transport is live while the
+    // work runs, since destroy cancels it (synchronously) before freeing.
+    let t = unsafe { Transport::from_work(work, core::mem::offset_of!(Transport, connect_work)) };
     t.connect_worker();
 }

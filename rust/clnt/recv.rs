@@ -8,7 +8,7 @@ use kernel::error::Result;
 
 #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
 use super::backchannel;
-use super::{container_of_work, Transport, DATA_READY};
+use super::{Transport, DATA_READY};
 use crate::record::{self, Limits, Progress, RecordDecoder, Want};
 use crate::sunrpc::rqst::{ReadStop, Rqst};
 use crate::sunrpc::{RecvStop, RPC_CALL, RPC_HEADER_LEN as HDR_LEN, RPC_REPLY};
@@ -75,7 +75,9 @@ fn malformed(_: record::RecordError) -> Stop {
 
 impl Transport {
     fn recv_worker(&self) {
-        // SAFETY: plain C calls; receiving must not recurse into NFS.
+        // SAFETY: `memalloc_nofs_save()` only marks the current task, which
+        // the matching restore below unmarks; receiving must not recurse
+        // into NFS.
         let nofs = unsafe { sys::xv_clnt_memalloc_nofs_save() };
         let mut guard = self.recv_lock();
         // Cleared first: data that arrives from now on queues us again.
@@ -91,7 +93,7 @@ impl Transport {
             }
         }
         drop(guard);
-        // SAFETY: `nofs` came from the matching save.
+        // SAFETY: `nofs` came from the matching save, on this task.
         unsafe { sys::xv_clnt_memalloc_nofs_restore(nofs) };
     }
 
@@ -331,11 +333,13 @@ impl Transport {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the workqueue for the `recv_work` that setup initialised
+/// with this function (`xv_clnt_init_xprt()`).
 #[no_mangle]
 unsafe extern "C" fn xv_clnt_recv_work(work: *mut sys::work_struct) {
-    // SAFETY: `work` is the `recv_work` of a live transport: destroy
-    // cancels it before freeing.
-    let t = unsafe { &*container_of_work(work, core::mem::offset_of!(Transport, recv_work)) };
+    // SAFETY: `work` is the `recv_work` of a transport, which is live while
+    // the work runs: destroy detaches the socket whose `sk_data_ready`
+    // queues it, then cancels it before freeing.
+    let t = unsafe { Transport::from_work(work, core::mem::offset_of!(Transport, recv_work)) };
     t.recv_worker();
 }

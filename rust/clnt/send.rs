@@ -20,9 +20,12 @@ impl Transport {
     ///
     /// The caller (the core's `send_request`) holds `XPRT_LOCKED`.
     unsafe fn send_request(&self, req: &Rqst) -> Result {
-        // SAFETY: XPRT_LOCKED is held (caller).
+        // SAFETY: `xmit_offset` belongs to holders of XPRT_LOCKED (type
+        // invariant), which the caller is; `abort_send_request` reads it
+        // through the pointer, without a reference.
         let offset = unsafe { &mut *self.xmit_offset.get() };
-        // SAFETY: as above.
+        // SAFETY: the caller holds XPRT_LOCKED until this returns, and the
+        // reference does not leave this function.
         let sock = unsafe { self.sock_locked() };
         // A record cut short by an aborted request leaves the stream out of
         // step: only a new connection repairs it.
@@ -121,12 +124,14 @@ impl Transport {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the core's `xprt_request_prepare()` through `CLNT_OPS`,
+/// with a buffer of the request that the calling task prepares.
 pub(super) unsafe extern "C" fn xv_clnt_prepare_request(
     _req: *mut sys::rpc_rqst,
     buf: *mut sys::xdr_buf,
 ) -> i32 {
-    // SAFETY: the core passes a buffer of the request it prepares.
+    // SAFETY: `buf` belongs to a request being prepared, which only the
+    // calling task uses meanwhile.
     match unsafe { rqst::alloc_bvec(buf) } {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
@@ -137,13 +142,15 @@ pub(super) unsafe extern "C" fn xv_clnt_prepare_request(
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the core's `xprt_request_transmit()` through `CLNT_OPS`,
+/// by the task that holds `XPRT_LOCKED` on one of our transports, with a
+/// request of that transport.
 pub(super) unsafe extern "C" fn xv_clnt_send_request(req: *mut sys::rpc_rqst) -> i32 {
-    // SAFETY: the core passes a request of one of our transports.
+    // SAFETY: the sending task holds `req` for the whole call.
     let req = unsafe { Rqst::from_raw(req) };
-    // SAFETY: as above.
+    // SAFETY: the request's transport is one of ours, held by the sender.
     let t = unsafe { Transport::from_xprt(req.xprt_raw()) };
-    // SAFETY: the core sends with XPRT_LOCKED held.
+    // SAFETY: the caller holds XPRT_LOCKED (the function's requirement).
     match unsafe { t.send_request(req) } {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
@@ -154,10 +161,12 @@ pub(super) unsafe extern "C" fn xv_clnt_send_request(req: *mut sys::rpc_rqst) ->
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
+/// Only called by the core's `xprt_request_dequeue_transmit_locked()`
+/// through `CLNT_OPS`, under `queue_lock`, for a request of one of our
+/// transports that its task still holds.
 pub(super) unsafe extern "C" fn xv_clnt_abort_send_request(req: *mut sys::rpc_rqst) {
-    // SAFETY: the core passes a request of one of our transports.
+    // SAFETY: the request's task holds `req` for the whole call.
     let req = unsafe { Rqst::from_raw(req) };
-    // SAFETY: as above.
+    // SAFETY: the request's transport is one of ours, held by that task.
     unsafe { Transport::from_xprt(req.xprt_raw()) }.abort_send_request();
 }

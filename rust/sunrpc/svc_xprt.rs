@@ -201,19 +201,22 @@ impl SvcXprt {
 
     /// Clears `flag`, atomically.
     pub(crate) fn clear(&self, flag: Flag) {
-        // SAFETY: as in `set`.
+        // SAFETY: the transport is live (type invariant); `clear_bit()` is
+        // atomic.
         unsafe { sys::xv_svc_flag_clear(self.as_raw(), flag.0) };
     }
 
     /// Whether `flag` is set.
     pub(crate) fn test(&self, flag: Flag) -> bool {
-        // SAFETY: as in `set`.
+        // SAFETY: the transport is live (type invariant); `test_bit()` reads
+        // the word once.
         unsafe { sys::xv_svc_flag_test(self.as_raw(), flag.0) }
     }
 
     /// Sets `flag` and returns whether it was set already, atomically.
     pub(crate) fn test_and_set(&self, flag: Flag) -> bool {
-        // SAFETY: as in `set`.
+        // SAFETY: the transport is live (type invariant);
+        // `test_and_set_bit()` is atomic.
         unsafe { sys::xv_svc_flag_test_and_set(self.as_raw(), flag.0) }
     }
 
@@ -569,7 +572,8 @@ impl ReplyVec {
             offset = 0;
         }
         let pages = (fill.nr, fill.total);
-        // SAFETY: the tail, if any, is linear-map memory (as above).
+        // SAFETY: the tail, if any, is linear-map memory (the caller's
+        // guarantee).
         unsafe { fill.push_virt(res.tail[0].iov_base, res.tail[0].iov_len)? };
         let bvec = fill.bvec.as_ptr();
         let zerocopy = zerocopy.filter(|_| pages.0 > head.0);
@@ -591,8 +595,9 @@ impl ReplyVec {
                 continue;
             }
             // SAFETY: entries `start..end` describe `len` bytes of readable
-            // memory, as above; those sent by reference are the pages of
-            // `res` (the caller's guarantee).
+            // memory (the marker, and `res`'s by the caller's guarantee),
+            // which stays so while the reply is sent; those sent by reference
+            // are the pages of `res` (the caller's guarantee).
             let n = unsafe { sock.send_bvec_wait(bvec.add(start), end - start, len, zerocopy)? };
             sent += n;
             if n != len {

@@ -26,7 +26,8 @@ pub(crate) struct XprtClass(*mut sys::xprt_class);
 // SAFETY: the value only names a static; SUNRPC serialises registering and
 // unregistering (`xprt_list_lock`), from any thread.
 unsafe impl Send for XprtClass {}
-// SAFETY: as for `Send`; a shared value allows nothing.
+// SAFETY: a shared `XprtClass` offers no method: nothing can be done
+// through it.
 unsafe impl Sync for XprtClass {}
 
 impl XprtClass {
@@ -210,50 +211,59 @@ impl Xprt {
     }
 
     pub(crate) fn set_peer_port(&self, port: u32) {
-        // SAFETY: as in `peer`; the core calls set_port while binding,
-        // before any connect uses the address.
+        // SAFETY: the transport is live (type invariant) and setup stored a
+        // `sockaddr_vm` in `addr`; the core calls `set_port` while binding,
+        // before any connect uses the address. Written through the pointer.
         unsafe {
             (*ptr::addr_of_mut!((*self.as_raw()).addr).cast::<sys::sockaddr_vm>()).svm_port = port
         };
     }
 
     pub(crate) fn resvport(&self) -> bool {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant); `resvport` is set
+        // at creation and only read.
         unsafe { sys::xv_xprt_resvport(self.as_raw()) }
     }
 
     pub(crate) fn connected(&self) -> bool {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant); `xprt_connected()`
+        // tests a bit of `state` atomically.
         unsafe { sys::xv_xprt_connected(self.as_raw()) }
     }
 
     pub(crate) fn test_and_set_connected(&self) -> bool {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant);
+        // `xprt_test_and_set_connected()` is an atomic bit operation.
         unsafe { sys::xv_xprt_test_and_set_connected(self.as_raw()) }
     }
 
     pub(crate) fn clear_connected(&self) {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant);
+        // `xprt_clear_connected()` is an atomic bit operation.
         unsafe { sys::xv_xprt_clear_connected(self.as_raw()) }
     }
 
     pub(crate) fn clear_connecting(&self) {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant);
+        // `xprt_clear_connecting()` is an atomic bit operation.
         unsafe { sys::xv_xprt_clear_connecting(self.as_raw()) }
     }
 
     pub(crate) fn set_bound(&self) {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant); `xprt_set_bound()`
+        // is an atomic bit operation.
         unsafe { sys::xv_xprt_set_bound(self.as_raw()) }
     }
 
     pub(crate) fn close_wait(&self) -> bool {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant); `test_bit()` reads
+        // `state` once.
         unsafe { sys::xv_xprt_close_wait(self.as_raw()) }
     }
 
     pub(crate) fn reset_connection_flags(&self) {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant); the caller, close,
+        // holds XPRT_LOCKED, as xprtsock's reset does.
         unsafe { sys::xv_xprt_reset_connection_flags(self.as_raw()) }
     }
 
@@ -266,7 +276,8 @@ impl Xprt {
     }
 
     pub(crate) fn connect_count(&self) -> usize {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant); the counter is
+        // read through the pointer, racily, as the core reads it.
         unsafe { (*self.as_raw()).stat.connect_count }
     }
 
@@ -303,12 +314,14 @@ impl Xprt {
     }
 
     pub(crate) fn clear_reestablish_timeout(&self) {
-        // SAFETY: as in `raise_reestablish_timeout`.
+        // SAFETY: the transport is live (type invariant); an unlocked field,
+        // which xprtsock's `sk_data_ready` clears the same way.
         unsafe { (*self.as_raw()).reestablish_timeout = 0 };
     }
 
     pub(crate) fn reconnect_delay(&self) -> Jiffies {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant);
+        // `xprt_reconnect_delay()` only reads it.
         unsafe { sys::xprt_reconnect_delay(self.as_raw()) }
     }
 
@@ -326,33 +339,39 @@ impl Xprt {
     }
 
     pub(crate) fn unlock_connect<T>(&self, cookie: &T) {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant); the connect worker,
+        // the caller, holds XPRT_LOCKED for `cookie` since `lock_connect`.
         unsafe { sys::xprt_unlock_connect(self.as_raw(), ptr::from_ref(cookie).cast_mut().cast()) }
     }
 
     pub(crate) fn wake_pending(&self, status: i32) {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant);
+        // `xprt_wake_pending_tasks()` takes `queue_lock` itself.
         unsafe { sys::xprt_wake_pending_tasks(self.as_raw(), status) }
     }
 
     pub(crate) fn force_disconnect(&self) {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant);
+        // `xprt_force_disconnect()` takes `transport_lock` itself.
         unsafe { sys::xprt_force_disconnect(self.as_raw()) }
     }
 
     pub(crate) fn disconnect_done(&self) {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant); `close`, the
+        // caller, ends a disconnect with it, as the core requires.
         unsafe { sys::xprt_disconnect_done(self.as_raw()) }
     }
 
     pub(crate) fn write_space(&self) {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant); `xprt_write_space()`
+        // takes `transport_lock` itself.
         unsafe { sys::xprt_write_space(self.as_raw()) };
     }
 
     /// Marks the sender as waiting; call under the transport lock.
     pub(crate) fn wait_for_buffer_space(&self) {
-        // SAFETY: the transport is live (type invariant).
+        // SAFETY: the transport is live (type invariant); the caller holds
+        // `transport_lock` around it, as xprtsock does.
         unsafe { sys::xprt_wait_for_buffer_space(self.as_raw()) }
     }
 
@@ -412,8 +431,8 @@ impl Xprt {
         } else {
             0
         };
-        // SAFETY: as above: a copy of the counters, which the core updates
-        // unlocked.
+        // SAFETY: the transport is live (type invariant); a copy of the
+        // counters, which the core updates unlocked and TCP reads so too.
         let s = unsafe { ptr::read(ptr::addr_of!((*x).stat)) };
         // SAFETY: the format string matches the argument types.
         unsafe {
@@ -508,17 +527,9 @@ pub(crate) const fn stream_ops() -> sys::rpc_xprt_ops {
 }
 
 /// `enable_swap`: swapping over vsock is not supported.
-///
-/// # Safety
-///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
-unsafe extern "C" fn xv_enable_swap(_xprt: *mut sys::rpc_xprt) -> i32 {
+extern "C" fn xv_enable_swap(_xprt: *mut sys::rpc_xprt) -> i32 {
     errno!(EOPNOTSUPP).to_errno()
 }
 
 /// `disable_swap`: nothing was enabled.
-///
-/// # Safety
-///
-/// Called by the SUNRPC core (or a workqueue) with valid arguments.
-unsafe extern "C" fn xv_disable_swap(_xprt: *mut sys::rpc_xprt) {}
+extern "C" fn xv_disable_swap(_xprt: *mut sys::rpc_xprt) {}

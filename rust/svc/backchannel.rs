@@ -34,6 +34,15 @@ pub(super) fn register() -> Result<XprtClass> {
 
 /// A backchannel transport. The core allocates it (`xprt_alloc()`, zeroed),
 /// sees only the leading `rpc_xprt` and frees it in `destroy`.
+///
+/// # Invariants
+///
+/// A `BcTransport` lives only in an allocation that [`BcTransport::setup`]
+/// made with `xprt_alloc()` and initialised, until `destroy`. `xprt.ops` is
+/// [`BC_OPS`] and `xprt.bc_xprt` the connection, a live [`SvcVsock`] of
+/// ours, which holds a reference on the transport until SUNRPC frees the
+/// connection; the transport holds one on the module. `strings` is written
+/// only in setup, before the transport is shared.
 #[repr(C)]
 struct BcTransport {
     xprt: Opaque<sys::rpc_xprt>,
@@ -65,7 +74,8 @@ impl BcTransport {
         if raw.is_null() {
             return Err(ENOMEM);
         }
-        // SAFETY: plain C call.
+        // SAFETY: `try_module_get(THIS_MODULE)` may be called at any time;
+        // `destroy` drops the reference.
         if !unsafe { sys::xv_module_get() } {
             // SAFETY: `raw` came from `xprt_alloc()` and was never shared.
             unsafe { sys::xprt_free(raw) };
@@ -81,13 +91,18 @@ impl BcTransport {
             );
             (*raw).ops = &BC_OPS;
         }
-        // SAFETY: `raw` is live until `destroy`.
+        // SAFETY: `raw` is a transport from `xprt_alloc()`, live until
+        // `destroy`, which cannot run before the core has it.
         let x = unsafe { Xprt::from_raw(raw) };
         x.init_bc(&dst);
-        // SAFETY: not shared yet.
+        // SAFETY: `strings` was initialised above and, the transport not
+        // being shared yet, nothing else refers to it.
         unsafe { (*(*t).strings.get()).publish(x, dst.svm_cid, dst.svm_port) };
         // The connection keeps the transport, and this reference, for as
         // long as it lives, in case nfsd needs a backchannel on it again.
+        // INVARIANT: `ops` and `strings` are set, `bc_xprt` is the
+        // connection, which takes the reference below; the module reference
+        // was taken above.
         // SAFETY: `raw` is live; `conn` is a live connection of ours (its
         // class was checked above), which nfsd holds while it sets up its
         // callback client.
@@ -167,7 +182,8 @@ static BC_OPS: sys::rpc_xprt_ops = {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core with valid arguments.
+/// Only called by the core's `xprt_create_transport()`, for our class, with
+/// the arguments of nfsd's `rpc_create()` for a session's callbacks.
 #[no_mangle]
 unsafe extern "C" fn xv_bc_setup(args: *mut sys::xprt_create) -> *mut sys::rpc_xprt {
     // SAFETY: the core passes valid creation arguments: `dstaddr` readable
@@ -183,13 +199,15 @@ unsafe extern "C" fn xv_bc_setup(args: *mut sys::xprt_create) -> *mut sys::rpc_x
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core with a request of one of our backchannel
-/// transports.
+/// Only called by the core's `xprt_request_transmit()` through [`BC_OPS`],
+/// by the task that holds `XPRT_LOCKED` on one of our backchannel
+/// transports, with a request of that transport.
 unsafe extern "C" fn xv_bc_send_request(req: *mut sys::rpc_rqst) -> c_int {
-    // SAFETY: the core passes a request it is sending.
+    // SAFETY: the sending task holds `req` for the whole call.
     let req = unsafe { Rqst::from_raw(req) };
-    // SAFETY: setup linked the transport to a live connection of ours,
-    // which holds the transport until it is freed.
+    // SAFETY: the request's transport is one of ours, so its `bc_xprt` is a
+    // live connection (type invariant): the connection outlives the
+    // transport, which the sender holds.
     let conn = unsafe { SvcVsock::from_xprt((*req.xprt_raw()).bc_xprt) };
     match conn.send_callback(req) {
         Ok(()) => 0,
@@ -201,9 +219,11 @@ unsafe extern "C" fn xv_bc_send_request(req: *mut sys::rpc_rqst) -> c_int {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core with one of our backchannel transports.
+/// Only called through [`BC_OPS`], for one of our backchannel transports, by
+/// the core's autoclose work or by `svc_delete_xprt()` for its connection,
+/// which holds a reference on it.
 unsafe extern "C" fn xv_bc_close(xprt: *mut sys::rpc_xprt) {
-    // SAFETY: the core passes a live transport.
+    // SAFETY: `xprt` is one of ours, held by the caller.
     unsafe { Xprt::from_raw(xprt) }.disconnect_done();
 }
 
@@ -211,9 +231,12 @@ unsafe extern "C" fn xv_bc_close(xprt: *mut sys::rpc_xprt) {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core with one of our backchannel transports.
+/// Only called by the core's destroy work through [`BC_OPS`], once, for one
+/// of our backchannel transports whose last reference is gone.
 unsafe extern "C" fn xv_bc_destroy(xprt: *mut sys::rpc_xprt) {
-    // SAFETY: nothing uses the transport any more; the core allocated it.
+    // SAFETY: the last reference is gone, so nothing uses the transport; it
+    // is a `BcTransport` that setup initialised in an `xprt_alloc()`
+    // allocation and that holds a module reference (type invariant).
     unsafe {
         ptr::drop_in_place(xprt.cast::<BcTransport>());
         sys::xprt_free(xprt);
@@ -225,17 +248,13 @@ unsafe extern "C" fn xv_bc_destroy(xprt: *mut sys::rpc_xprt) {
 ///
 /// # Safety
 ///
-/// Called by the SUNRPC core with one of our backchannel transports and the
-/// file being shown.
+/// Only called by the core's `do_print_stats()` through [`BC_OPS`], for one
+/// of our backchannel transports, which it holds, and the file being shown.
 unsafe extern "C" fn xv_bc_print_stats(xprt: *mut sys::rpc_xprt, seq: *mut sys::seq_file) {
-    // SAFETY: by the function's safety requirements.
+    // SAFETY: `xprt` is held by the caller; `seq` is the file being shown.
     unsafe { Xprt::from_raw(xprt).print_stats(seq, 0) };
 }
 
 /// `inject_disconnect` (CONFIG_FAIL_SUNRPC): the connection belongs to the
 /// fore channel, which has its own fault injection.
-///
-/// # Safety
-///
-/// Called by the SUNRPC core with one of our backchannel transports.
-unsafe extern "C" fn xv_bc_inject_disconnect(_xprt: *mut sys::rpc_xprt) {}
+extern "C" fn xv_bc_inject_disconnect(_xprt: *mut sys::rpc_xprt) {}

@@ -28,9 +28,12 @@ pub(super) static CONN_CALLBACKS: Callbacks = Callbacks {
 ///
 /// Only called by vsock, as `sk_data_ready` of a hooked listener.
 unsafe extern "C" fn listener_data_ready(sk: *mut sys::sock) {
-    // SAFETY: vsock calls callbacks with a live socket.
+    // SAFETY: vsock passes the live socket for which a connection is
+    // ready to accept, whose callback lock this thread does not hold; `sk` ends
+    // with this call.
     let sk = unsafe { CallbackSock::new(sk) };
-    let Some(this) = SvcVsock::from_callback(&sk) else {
+    // SAFETY: this runs as `sk_data_ready` that `publish` installed on `sk`.
+    let Some(this) = (unsafe { SvcVsock::from_callback(&sk) }) else {
         return;
     };
     this.own.data_ready(&sk);
@@ -45,9 +48,11 @@ unsafe extern "C" fn listener_data_ready(sk: *mut sys::sock) {
 ///
 /// Only called by vsock, as `sk_data_ready` of a hooked connection.
 unsafe extern "C" fn conn_data_ready(sk: *mut sys::sock) {
-    // SAFETY: vsock calls callbacks with a live socket.
+    // SAFETY: vsock passes the live socket for which data arrived,
+    // whose callback lock this thread does not hold; `sk` ends with this call.
     let sk = unsafe { CallbackSock::new(sk) };
-    let Some(this) = SvcVsock::from_callback(&sk) else {
+    // SAFETY: this runs as `sk_data_ready` that `publish` installed on `sk`.
+    let Some(this) = (unsafe { SvcVsock::from_callback(&sk) }) else {
         return;
     };
     this.own.data_ready(&sk);
@@ -60,9 +65,11 @@ unsafe extern "C" fn conn_data_ready(sk: *mut sys::sock) {
 ///
 /// Only called by vsock, as `sk_state_change` of a hooked socket.
 unsafe extern "C" fn state_change(sk: *mut sys::sock) {
-    // SAFETY: vsock calls callbacks with a live socket.
+    // SAFETY: vsock passes the live socket for which its state changed,
+    // whose callback lock this thread does not hold; `sk` ends with this call.
     let sk = unsafe { CallbackSock::new(sk) };
-    let Some(this) = SvcVsock::from_callback(&sk) else {
+    // SAFETY: this runs as `sk_state_change` that `publish` installed on `sk`.
+    let Some(this) = (unsafe { SvcVsock::from_callback(&sk) }) else {
         return;
     };
     this.own.state_change(&sk);
@@ -83,9 +90,12 @@ unsafe extern "C" fn state_change(sk: *mut sys::sock) {
 ///
 /// Only called by vsock, as `sk_write_space` of a hooked socket.
 unsafe extern "C" fn write_space(sk: *mut sys::sock) {
-    // SAFETY: vsock calls callbacks with a live socket.
+    // SAFETY: vsock passes the live socket for which the peer granted
+    // credit, whose callback lock this thread does not hold; `sk` ends with
+    // this call.
     let sk = unsafe { CallbackSock::new(sk) };
-    let Some(this) = SvcVsock::from_callback(&sk) else {
+    // SAFETY: this runs as `sk_write_space` that `publish` installed on `sk`.
+    let Some(this) = (unsafe { SvcVsock::from_callback(&sk) }) else {
         return;
     };
     // Wakes a reply waiting for credit.
@@ -99,9 +109,11 @@ unsafe extern "C" fn write_space(sk: *mut sys::sock) {
 ///
 /// Only called by vsock, as `sk_error_report` of a hooked socket.
 unsafe extern "C" fn error_report(sk: *mut sys::sock) {
-    // SAFETY: vsock calls callbacks with a live socket.
+    // SAFETY: vsock passes the live socket for which it failed, whose
+    // callback lock this thread does not hold; `sk` ends with this call.
     let sk = unsafe { CallbackSock::new(sk) };
-    let Some(this) = SvcVsock::from_callback(&sk) else {
+    // SAFETY: this runs as `sk_error_report` that `publish` installed on `sk`.
+    let Some(this) = (unsafe { SvcVsock::from_callback(&sk) }) else {
         return;
     };
     this.own.error_report(&sk);

@@ -121,7 +121,8 @@ pub(super) unsafe extern "C" fn xv_svc_create(
     salen: c_int,
     _flags: c_int,
 ) -> *mut sys::svc_xprt {
-    // SAFETY: by the function's safety requirements.
+    // SAFETY: `svc_xprt_create()` passes its live service and namespace,
+    // and the address it was asked for, `salen` bytes at `sa`.
     let (owner, addr) = unsafe { (Owner::from_raw(serv, net), svc_xprt::listen_addr(sa, salen)) };
     match addr.and_then(|addr| SvcVsock::listen(owner, addr)) {
         Ok(xprt) => xprt,
@@ -133,7 +134,8 @@ pub(super) unsafe extern "C" fn xv_svc_create(
 ///
 /// Only called by SUNRPC as `xpo_accept` on a live listener of the class.
 pub(super) unsafe extern "C" fn xv_svc_accept(xprt: *mut sys::svc_xprt) -> *mut sys::svc_xprt {
-    // SAFETY: by the function's safety requirements.
+    // SAFETY: `svc_handle_xprt()` accepts on a listener it holds, which, as
+    // every transport of the class, is an instance's `xprt`.
     let this = unsafe { SvcVsock::from_xprt(xprt) };
     this.accept().unwrap_or(ptr::null_mut())
 }

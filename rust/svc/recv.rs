@@ -121,9 +121,11 @@ impl SvcVsock {
 /// Only called by SUNRPC as `xpo_recvfrom`, by the thread that owns
 /// `rqstp` and holds `XPT_BUSY` on its live transport of the class.
 pub(super) unsafe extern "C" fn xv_svc_recvfrom(rqstp: *mut sys::svc_rqst) -> c_int {
-    // SAFETY: by the function's safety requirements.
+    // SAFETY: `svc_handle_xprt()` passes the calling thread's own request,
+    // its receive pages allocated, for the duration of this call.
     let rqstp = unsafe { SvcRqst::from_raw(rqstp) };
-    // SAFETY: the request's transport is live and of the class.
+    // SAFETY: the thread holds `XPT_BUSY` and a reference on the request's
+    // transport, of the class, so an instance's `xprt`.
     let this = unsafe { SvcVsock::from_xprt(rqstp.xprt()) };
     this.recvfrom(rqstp)
 }

@@ -89,7 +89,8 @@ impl SvcVsock {
 /// Only called by SUNRPC as `xpo_has_wspace` on a live transport of the
 /// class.
 pub(super) unsafe extern "C" fn xv_svc_has_wspace(xprt: *mut sys::svc_xprt) -> c_int {
-    // SAFETY: by the function's safety requirements.
+    // SAFETY: `svc_xprt_ready()` asks about a transport it holds, which, as
+    // every transport of the class, is an instance's `xprt`.
     let this = unsafe { SvcVsock::from_xprt(xprt) };
     c_int::from(this.has_wspace())
 }
@@ -99,9 +100,11 @@ pub(super) unsafe extern "C" fn xv_svc_has_wspace(xprt: *mut sys::svc_xprt) -> c
 /// Only called by SUNRPC as `xpo_sendto`, by the thread that owns `rqstp`,
 /// whose transport is a live one of the class.
 pub(super) unsafe extern "C" fn xv_svc_sendto(rqstp: *mut sys::svc_rqst) -> c_int {
-    // SAFETY: by the function's safety requirements.
+    // SAFETY: `svc_send()` passes the calling thread's own request, for the
+    // duration of this call.
     let rqstp = unsafe { SvcRqst::from_raw(rqstp) };
-    // SAFETY: the request's transport is live and of the class.
+    // SAFETY: the request holds its transport, of the class, so an
+    // instance's `xprt`.
     let this = unsafe { SvcVsock::from_xprt(rqstp.xprt()) };
     this.sendto(rqstp)
 }
