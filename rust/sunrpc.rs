@@ -46,6 +46,9 @@ impl<M> RecvStop<M> {
     }
 }
 
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+pub(crate) mod bc_pool;
 pub(crate) mod rqst;
+pub(crate) mod svc_rqst;
 pub(crate) mod svc_xprt;
 pub(crate) mod xprt;

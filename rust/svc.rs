@@ -42,7 +42,8 @@ use kernel::types::{ForeignOwnable, Opaque};
 
 use crate::addr::{self, VsockAddr};
 use crate::record::{self, RecordDecoder};
-use crate::sunrpc::svc_xprt::{ReplyVec, SavedPages, SvcXprt};
+use crate::sunrpc::svc_rqst::{ReplyVec, SavedPages};
+use crate::sunrpc::svc_xprt::SvcXprt;
 #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
 use crate::sunrpc::xprt::XprtClass;
 use crate::sys;

@@ -6,10 +6,10 @@
 
 use kernel::error::Result;
 
-#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
-use super::backchannel;
 use super::{Transport, DATA_READY};
 use crate::record::{self, Limits, Progress, RecordDecoder, Want};
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+use crate::sunrpc::bc_pool;
 use crate::sunrpc::rqst::{ReadStop, Rqst};
 use crate::sunrpc::{RecvStop, RPC_CALL, RPC_HEADER_LEN as HDR_LEN, RPC_REPLY};
 use crate::sys;
@@ -178,9 +178,9 @@ impl Transport {
         if rx.target == Target::Callback && rx.copied == 0 {
             // A callback of nothing but its header.
             let x = self.xprt();
-            if let Some(req) = backchannel::lookup(x, rx.xid(), false) {
+            if let Some(req) = bc_pool::lookup(x, rx.xid(), false) {
                 req.copy_header(&rx.hdr);
-                backchannel::complete(x, req, len as usize);
+                bc_pool::complete(x, req, len as usize);
             }
         }
         rx.target = Target::Header;
@@ -308,7 +308,7 @@ impl Transport {
     ) -> Result<(), Stop> {
         let x = self.xprt();
         let continued = rx.copied != 0;
-        let Some(req) = backchannel::lookup(x, rx.xid(), continued) else {
+        let Some(req) = bc_pool::lookup(x, rx.xid(), continued) else {
             if continued {
                 // The pool was destroyed under the callback: drop the rest.
                 rx.target = Target::Discard;
@@ -323,7 +323,7 @@ impl Transport {
         if filled.ended {
             // A callback longer than its page is passed on cut short, as
             // xprtsock does; the callback service rejects it.
-            backchannel::complete(x, req, rx.copied);
+            bc_pool::complete(x, req, rx.copied);
         }
         self.after_fill(rx, filled)
     }

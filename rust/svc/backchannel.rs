@@ -21,7 +21,8 @@ use kernel::types::Opaque;
 
 use super::SvcVsock;
 use crate::sunrpc::rqst::Rqst;
-use crate::sunrpc::svc_xprt::{Flag, SvcRqst, SvcXprt};
+use crate::sunrpc::svc_rqst::SvcRqst;
+use crate::sunrpc::svc_xprt::{Flag, SvcXprt};
 use crate::sunrpc::xprt::{dest_addr, stream_ops, Strings, Xprt, XprtClass};
 use crate::sys;
 

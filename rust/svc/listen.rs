@@ -14,7 +14,8 @@ use super::callbacks::{CONN_CALLBACKS, LISTENER_CALLBACKS};
 use super::{Conn, RecvState, SendState, SvcVsock};
 use crate::addr::{self, VsockAddr};
 use crate::record::{self, Limits, RecordDecoder};
-use crate::sunrpc::svc_xprt::{self, Flag, Owner, ReplyVec, SavedPages};
+use crate::sunrpc::svc_rqst::{ReplyVec, SavedPages};
+use crate::sunrpc::svc_xprt::{self, Flag, Owner};
 use crate::sys;
 use crate::vsock::{Socket, ZeroCopy};
 

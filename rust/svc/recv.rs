@@ -12,7 +12,8 @@ use kernel::prelude::*;
 use super::backchannel;
 use super::{Conn, SvcVsock};
 use crate::record::{self, Progress, RecordDecoder, Want};
-use crate::sunrpc::svc_xprt::{Flag, SvcRqst};
+use crate::sunrpc::svc_rqst::SvcRqst;
+use crate::sunrpc::svc_xprt::Flag;
 use crate::sunrpc::{RecvStop, RPC_CALL, RPC_HEADER_LEN};
 use crate::sys;
 

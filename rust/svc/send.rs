@@ -9,7 +9,7 @@ use kernel::error::code::{EAGAIN, EINVAL};
 
 use super::{Conn, SvcVsock};
 use crate::record;
-use crate::sunrpc::svc_xprt::SvcRqst;
+use crate::sunrpc::svc_rqst::SvcRqst;
 use crate::sys;
 
 impl SvcVsock {
@@ -45,7 +45,7 @@ impl SvcVsock {
     ///
     /// # Safety
     ///
-    /// `buf` must be as [`crate::sunrpc::svc_xprt::ReplyVec::send_xdr`]
+    /// `buf` must be as [`crate::sunrpc::svc_rqst::ReplyVec::send_xdr`]
     /// requires, with pages that can be referenced if `zerocopy`.
     pub(super) unsafe fn send_record(
         &self,
