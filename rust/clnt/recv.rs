@@ -163,13 +163,13 @@ impl Transport {
         if rx.target == Target::Reply {
             // The record ended with the bytes already held: complete it.
             let x = self.xprt();
-            x.with_queue_lock(|| {
-                if let Some(req) = x.lookup_rqst(rx.xid()) {
-                    if rx.copied == 0 || req.private_len() != 0 {
+            x.with_queue_lock(|q| {
+                if let Some(req) = q.lookup_rqst(rx.xid()) {
+                    if rx.copied == 0 || req.private_len(q) != 0 {
                         if rx.copied == 0 {
                             req.copy_header(&rx.hdr);
                         }
-                        req.complete(len as usize);
+                        req.complete(q, len as usize);
                     }
                 }
             });
@@ -197,27 +197,27 @@ impl Transport {
         len: usize,
     ) -> Result<(), Stop> {
         let x = self.xprt();
-        let pinned = x.with_queue_lock(|| {
-            let req = x.lookup_rqst(rx.xid())?;
+        let pinned = x.with_queue_lock(|q| {
+            let req = q.lookup_rqst(rx.xid())?;
             // A request that was re-queued since the first bytes arrived
             // has a fresh buffer: the rest of this reply is stale.
-            if rx.copied != 0 && req.private_len() == 0 {
+            if rx.copied != 0 && req.private_len(q) == 0 {
                 return None;
             }
-            Some(req.pin())
+            Some(req.pin(q))
         });
         let Some(req) = pinned else {
             rx.target = Target::Discard;
             return Ok(());
         };
         let filled = self.fill_rqst(sock, rx, req, offset, len);
-        x.with_queue_lock(|| {
+        x.with_queue_lock(|q| {
             if filled.ended {
-                req.complete(rx.copied);
+                req.complete(q, rx.copied);
             } else {
-                req.set_private_len(rx.copied);
+                req.set_private_len(q, rx.copied);
             }
-            req.unpin();
+            req.unpin(q);
         });
         self.after_fill(rx, filled)
     }

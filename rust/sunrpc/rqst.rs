@@ -9,6 +9,7 @@ use core::ptr;
 use kernel::error::{code::*, Result};
 use kernel::types::Opaque;
 
+use super::xprt::QueueLocked;
 use crate::sys;
 use crate::vsock::{Socket, ZeroCopy};
 
@@ -60,22 +61,27 @@ impl Rqst {
         unsafe { (*self.as_raw()).rq_xprt }
     }
 
-    /// Keeps the request alive after `queue_lock` is dropped; call under it.
-    pub(crate) fn pin(&self) -> &Self {
-        // SAFETY: the request is valid (type invariant); the caller holds `queue_lock`.
+    /// Keeps the request alive after `queue_lock` is dropped, until
+    /// [`Rqst::unpin`].
+    pub(crate) fn pin<'a>(&self, _locked: &QueueLocked<'a>) -> &'a Self {
+        // SAFETY: the request is valid (type invariant) and `queue_lock` is
+        // held (the token), as `xprt_pin_rqst()` requires.
         unsafe { sys::xprt_pin_rqst(self.as_raw()) };
-        self
+        // SAFETY: pinned, the request stays valid until `unpin`, whose
+        // callers drop the reference with it; its transport lives for `'a`.
+        unsafe { Self::from_raw(self.as_raw()) }
     }
 
-    /// Drops the pin; call under `queue_lock`.
-    pub(crate) fn unpin(&self) {
-        // SAFETY: pinned by `pin`.
+    /// Drops the pin that [`Rqst::pin`] took.
+    pub(crate) fn unpin(&self, _locked: &QueueLocked<'_>) {
+        // SAFETY: pinned by `pin`; `queue_lock` is held (the token).
         unsafe { sys::xprt_unpin_rqst(self.as_raw()) };
     }
 
-    /// Completes the reply with `copied` bytes; call under `queue_lock`.
-    pub(crate) fn complete(&self, copied: usize) {
-        // SAFETY: the request is valid (type invariant); the caller holds `queue_lock`.
+    /// Completes the reply with `copied` bytes.
+    pub(crate) fn complete(&self, _locked: &QueueLocked<'_>, copied: usize) {
+        // SAFETY: the request is valid (type invariant) and `queue_lock` is
+        // held (the token), as `xprt_complete_rqst()` requires.
         unsafe { sys::xprt_complete_rqst((*self.as_raw()).rq_task, copied as i32) };
     }
 
@@ -86,13 +92,14 @@ impl Rqst {
     }
 
     /// Makes `bytes`, a whole reply, the reply buffer's content; false if it
-    /// does not fit the buffer's head. Call under `queue_lock`.
+    /// does not fit the buffer's head.
     #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
-    pub(crate) fn set_reply_head(&self, bytes: &[u8]) -> bool {
+    pub(crate) fn set_reply_head(&self, _locked: &QueueLocked<'_>, bytes: &[u8]) -> bool {
         let req = self.as_raw();
-        // SAFETY: the request is valid (type invariant) and the caller holds
-        // `queue_lock`, which keeps the request from completing under us; the
-        // fields are reached through the pointer, as the core reads others.
+        // SAFETY: the request is valid (type invariant) and `queue_lock` is
+        // held (the token), which keeps the request from completing under
+        // us; the fields are reached through the pointer, as the core reads
+        // others.
         unsafe {
             (*req).rq_private_buf = (*req).rq_rcv_buf;
             let head = (*req).rq_private_buf.head[0];
@@ -104,14 +111,18 @@ impl Rqst {
         true
     }
 
-    pub(crate) fn private_len(&self) -> u32 {
-        // SAFETY: the request is valid (type invariant); the caller holds `queue_lock`.
+    /// Bytes of a partial reply recorded with [`Rqst::set_private_len`]; 0
+    /// for a request (re)queued since.
+    pub(crate) fn private_len(&self, _locked: &QueueLocked<'_>) -> u32 {
+        // SAFETY: the request is valid (type invariant); `queue_lock` (the
+        // token) serialises this with the core's resets of the buffer.
         unsafe { (*self.as_raw()).rq_private_buf.len }
     }
 
-    /// Records a partial reply; call under `queue_lock`.
-    pub(crate) fn set_private_len(&self, len: usize) {
-        // SAFETY: the request is valid (type invariant); the caller holds `queue_lock`.
+    /// Records a partial reply.
+    pub(crate) fn set_private_len(&self, _locked: &QueueLocked<'_>, len: usize) {
+        // SAFETY: the request is valid (type invariant); `queue_lock` (the
+        // token) serialises this with the core's resets of the buffer.
         unsafe { (*self.as_raw()).rq_private_buf.len = len as u32 };
     }
 

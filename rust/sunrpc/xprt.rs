@@ -75,6 +75,30 @@ pub(crate) unsafe fn dest_addr(args: &sys::xprt_create) -> Result<sys::sockaddr_
     Ok(dst)
 }
 
+/// Proof that a transport's `queue_lock` is held, which the request
+/// operations that need it take; [`Xprt::with_queue_lock`] lends one.
+///
+/// # Invariants
+///
+/// The `queue_lock` of `self.0` is held while the value lives.
+pub(crate) struct QueueLocked<'a>(&'a Xprt);
+
+impl<'a> QueueLocked<'a> {
+    /// The request waiting for the reply with `xid` (wire order). The
+    /// reference ends with the lock: [`Rqst::pin`] keeps it beyond.
+    pub(crate) fn lookup_rqst(&self, xid: u32) -> Option<&Rqst> {
+        // SAFETY: the transport is live and its `queue_lock` held (type
+        // invariants).
+        let req = unsafe { sys::xprt_lookup_rqst(self.0.as_raw(), xid) };
+        if req.is_null() {
+            return None;
+        }
+        // SAFETY: a request found under `queue_lock` stays valid while the
+        // lock is held, which the borrow of `self` does not outlast.
+        Some(unsafe { Rqst::from_raw(req) })
+    }
+}
+
 /// A transport's `struct rpc_xprt`, of the client transport or of nfsd's
 /// backchannel.
 ///
@@ -385,27 +409,17 @@ impl Xprt {
     }
 
     /// Runs `f` under `queue_lock`, which request lookup, pinning and
-    /// completion need.
-    pub(crate) fn with_queue_lock<R>(&self, f: impl FnOnce() -> R) -> R {
-        // SAFETY: the transport is live (type invariant); the lock is released below.
+    /// completion need: `f` gets the [`QueueLocked`] token they take.
+    pub(crate) fn with_queue_lock<'a, R>(&'a self, f: impl FnOnce(&QueueLocked<'a>) -> R) -> R {
+        // SAFETY: the transport is live (type invariant); the lock is
+        // released below, and `f` cannot take it again: only this function
+        // takes it, and `f` already has the token.
         unsafe { sys::xv_xprt_queue_lock(self.as_raw()) };
-        let r = f();
+        // INVARIANT: `queue_lock` is held until `f` returns.
+        let r = f(&QueueLocked(self));
         // SAFETY: locked above.
         unsafe { sys::xv_xprt_queue_unlock(self.as_raw()) };
         r
-    }
-
-    /// The request waiting for the reply with `xid` (wire order); call
-    /// under `queue_lock` and pin it before dropping the lock.
-    pub(crate) fn lookup_rqst(&self, xid: u32) -> Option<&Rqst> {
-        // SAFETY: the transport is live (type invariant); the caller holds `queue_lock`.
-        let req = unsafe { sys::xprt_lookup_rqst(self.as_raw(), xid) };
-        if req.is_null() {
-            return None;
-        }
-        // SAFETY: a request found under `queue_lock` stays valid while
-        // the lock is held, and while pinned afterwards.
-        Some(unsafe { Rqst::from_raw(req) })
     }
 
     pub(crate) fn warn_ratelimited(&self, what: &kernel::str::CStr) {

@@ -157,10 +157,10 @@ pub(super) fn deliver_reply(conn: &SvcXprt, rqstp: &SvcRqst, len: u32) {
         return;
     }
     let xid = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]);
-    x.with_queue_lock(|| {
-        if let Some(req) = x.lookup_rqst(xid) {
-            if req.set_reply_head(head) {
-                req.complete(head.len());
+    x.with_queue_lock(|q| {
+        if let Some(req) = q.lookup_rqst(xid) {
+            if req.set_reply_head(q, head) {
+                req.complete(q, head.len());
             }
         }
     });
