@@ -92,11 +92,11 @@ impl Transport {
     fn nospace(&self, sock: &Socket) -> Result {
         let x = self.xprt();
         let waited = sock.if_no_space(|| {
-            x.with_transport_lock(|| {
+            x.with_transport_lock(|locked| {
                 // Don't race with disconnect.
                 if x.connected() {
                     self.set_flag(NOSPACE);
-                    x.wait_for_buffer_space();
+                    locked.wait_for_buffer_space();
                     Ok(())
                 } else {
                     Err(errno!(ENOTCONN))

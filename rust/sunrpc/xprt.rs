@@ -99,6 +99,24 @@ impl<'a> QueueLocked<'a> {
     }
 }
 
+/// Proof that a transport's `transport_lock` is held; see
+/// [`Xprt::with_transport_lock`].
+///
+/// # Invariants
+///
+/// The `transport_lock` of `self.0` is held while the value lives.
+pub(crate) struct TransportLocked<'a>(&'a Xprt);
+
+impl TransportLocked<'_> {
+    /// Marks the sender as waiting for buffer space, which
+    /// `xprt_write_space()` then clears under the same lock.
+    pub(crate) fn wait_for_buffer_space(&self) {
+        // SAFETY: the transport is live and its `transport_lock` held (type
+        // invariants), as xprtsock holds it around this call.
+        unsafe { sys::xprt_wait_for_buffer_space(self.0.as_raw()) }
+    }
+}
+
 /// A transport's `struct rpc_xprt`, of the client transport or of nfsd's
 /// backchannel.
 ///
@@ -392,17 +410,18 @@ impl Xprt {
         unsafe { sys::xprt_write_space(self.as_raw()) };
     }
 
-    /// Marks the sender as waiting; call under the transport lock.
-    pub(crate) fn wait_for_buffer_space(&self) {
-        // SAFETY: the transport is live (type invariant); the caller holds
-        // `transport_lock` around it, as xprtsock does.
-        unsafe { sys::xprt_wait_for_buffer_space(self.as_raw()) }
-    }
-
-    pub(crate) fn with_transport_lock<R>(&self, f: impl FnOnce() -> R) -> R {
-        // SAFETY: the transport is live (type invariant); the lock is released below.
+    /// Runs `f` under `transport_lock`, lending it the
+    /// [`TransportLocked`] token.
+    pub(crate) fn with_transport_lock<'a, R>(
+        &'a self,
+        f: impl FnOnce(&TransportLocked<'a>) -> R,
+    ) -> R {
+        // SAFETY: the transport is live (type invariant); the lock is
+        // released below, and `f` cannot take it again: it already has the
+        // token.
         unsafe { sys::xv_xprt_transport_lock(self.as_raw()) };
-        let r = f();
+        // INVARIANT: `transport_lock` is held until `f` returns.
+        let r = f(&TransportLocked(self));
         // SAFETY: locked above.
         unsafe { sys::xv_xprt_transport_unlock(self.as_raw()) };
         r
