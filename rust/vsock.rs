@@ -755,7 +755,9 @@ unsafe impl Sync for ZeroCopy {}
 
 impl ZeroCopy {
     pub(crate) fn new() -> Result<Self> {
-        // SAFETY: plain allocation.
+        // SAFETY: `xv_zerocopy_alloc()` only allocates (`GFP_KERNEL`: callers
+        // may sleep, as setup and accept do) and returns the new handle or
+        // null.
         let raw = unsafe { sys::xv_zerocopy_alloc() };
         // INVARIANT: a new handle with the one count that `drop` releases.
         Ok(Self(NonNull::new(raw).ok_or(kernel::error::code::ENOMEM)?))

@@ -255,7 +255,8 @@ pub(crate) unsafe fn alloc_bvec(buf: *mut sys::xdr_buf) -> Result {
     if n == 0 || !fields.bvec.is_null() {
         return Ok(());
     }
-    // SAFETY: plain allocation; freed by the core with kfree().
+    // SAFETY: `kmalloc_array()` with the task's allocation flags, as
+    // xprtsock's `xdr_alloc_bvec()`; the core frees the array with `kfree()`.
     let bvec =
         unsafe { sys::xv_kmalloc_array(n, size_of::<sys::bio_vec>(), sys::rpc_task_gfp_mask()) }
             .cast::<sys::bio_vec>();
