@@ -5,9 +5,20 @@
 //! backchannel: the FFI boundary for SUNRPC, as `rust/vsock.rs` is for
 //! sockets.
 //!
-//! C headers: [`include/linux/sunrpc/xprt.h`](srctree/include/linux/sunrpc/xprt.h),
-//! [`include/linux/sunrpc/svc_xprt.h`](srctree/include/linux/sunrpc/svc_xprt.h),
-//! [`include/linux/sunrpc/svc.h`](srctree/include/linux/sunrpc/svc.h).
+//! Each C object is a transparent wrapper of `Opaque`, reached through
+//! `from_raw()` (`SvcXprt`, a field of ours, through `from_opaque()`),
+//! whose methods reach its fields through the raw pointer:
+//! [`xprt::Xprt`] (`rpc_xprt`), [`rqst::Rqst`] (`rpc_rqst`, with the
+//! `xdr_buf` walks), [`svc_xprt::SvcXprt`] (`svc_xprt`) and
+//! [`svc_rqst::SvcRqst`] (`svc_rqst`); `bc_pool` keeps the backchannel's
+//! pool of callback requests. What both receive loops share is here.
+
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+pub(crate) mod bc_pool;
+pub(crate) mod rqst;
+pub(crate) mod svc_rqst;
+pub(crate) mod svc_xprt;
+pub(crate) mod xprt;
 
 use kernel::error::{code::EAGAIN, Error, Result};
 
@@ -45,10 +56,3 @@ impl<M> RecvStop<M> {
         }
     }
 }
-
-#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
-pub(crate) mod bc_pool;
-pub(crate) mod rqst;
-pub(crate) mod svc_rqst;
-pub(crate) mod svc_xprt;
-pub(crate) mod xprt;

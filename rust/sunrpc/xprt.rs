@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A transport's `rpc_xprt`, its requests and their XDR buffers, for the
-//! client transport and nfsd's backchannel: the accessors, the address
-//! strings and the ops every `rpc_xprt_ops` of the module shares.
+//! A transport's `rpc_xprt` ([`Xprt`]), for the client transport and
+//! nfsd's backchannel: the accessors, the tokens of its locks, the
+//! registration of an `xprt_class`, the address strings and the ops every
+//! `rpc_xprt_ops` of the module shares.
+//!
+//! C header: [`include/linux/sunrpc/xprt.h`](srctree/include/linux/sunrpc/xprt.h).
 
 use core::mem::size_of;
 use core::ptr;
