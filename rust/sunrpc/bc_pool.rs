@@ -8,7 +8,7 @@
 //! `bc_alloc_max` and `bc_slot_count` keep their meaning, and the pool lock
 //! is `bc_pa_lock`.
 
-use core::ptr;
+use core::ptr::{self, NonNull};
 
 use kernel::error::{code::*, Result};
 use kernel::page::PAGE_SIZE;
@@ -21,41 +21,67 @@ use crate::sys;
 /// (`BC_MAX_SLOTS`); also what CREATE_SESSION advertises.
 pub(crate) const MAX_SLOTS: u32 = 64;
 
-/// Allocates a request with a one-page receive and send buffer.
-fn alloc_rqst(xprt: &Xprt) -> Option<*mut sys::rpc_rqst> {
-    // SAFETY: `kzalloc()` may be called in any sleeping context; the request
-    // is released by `free_rqst`.
-    let req = unsafe { sys::xv_bc_alloc_rqst() };
-    if req.is_null() {
-        return None;
+/// A request of a pool that is on no list: the value owns it and frees
+/// it, with its pages, when dropped.
+///
+/// # Invariants
+///
+/// `self.0` came from `Unlisted::alloc()`, is on no list, and nothing else
+/// uses it.
+struct Unlisted(NonNull<sys::rpc_rqst>);
+
+impl Unlisted {
+    /// Allocates a request of `xprt` with a one-page receive and send
+    /// buffer.
+    fn alloc(xprt: &Xprt) -> Option<Self> {
+        // SAFETY: `kzalloc()` may be called in any sleeping context, as the
+        // pool's callers are; the request is freed when the value drops.
+        let req = NonNull::new(unsafe { sys::xv_bc_alloc_rqst() })?;
+        // INVARIANT: a new, zeroed request that nobody else sees; the
+        // buffers of a zeroed request are freed as empty if their pages
+        // cannot be had.
+        let this = Self(req);
+        let req = req.as_ptr();
+        // SAFETY: `req` is a zeroed request that nobody else sees yet.
+        let ok = unsafe {
+            (*req).rq_xprt = xprt.as_raw();
+            let rcv = sys::xv_bc_alloc_xdr_page(ptr::addr_of_mut!((*req).rq_rcv_buf));
+            (*req).rq_rcv_buf.len = PAGE_SIZE as u32;
+            rcv && sys::xv_bc_alloc_xdr_page(ptr::addr_of_mut!((*req).rq_snd_buf))
+        };
+        ok.then_some(this)
     }
-    // SAFETY: `req` is a zeroed request that nobody else sees yet.
-    let ok = unsafe {
-        (*req).rq_xprt = xprt.as_raw();
-        let rcv = sys::xv_bc_alloc_xdr_page(ptr::addr_of_mut!((*req).rq_rcv_buf));
-        (*req).rq_rcv_buf.len = PAGE_SIZE as u32;
-        rcv && sys::xv_bc_alloc_xdr_page(ptr::addr_of_mut!((*req).rq_snd_buf))
-    };
-    if !ok {
-        // SAFETY: allocated above, never shared.
-        unsafe { free_rqst(req) };
-        return None;
+
+    /// Takes back a request that left the pool's list.
+    ///
+    /// # Safety
+    ///
+    /// `req` must have come from `Unlisted::alloc()`, be on no list, and
+    /// nothing else may use it any more.
+    unsafe fn from_raw(req: *mut sys::rpc_rqst) -> Self {
+        // INVARIANT: by the caller's guarantee.
+        // SAFETY: a request from `alloc()` is not null.
+        Self(unsafe { NonNull::new_unchecked(req) })
     }
-    Some(req)
+
+    /// Gives the request up, for the pool's list.
+    fn into_raw(self) -> *mut sys::rpc_rqst {
+        let req = self.0.as_ptr();
+        core::mem::forget(self);
+        req
+    }
 }
 
-/// Frees a request of the pool and its buffers.
-///
-/// # Safety
-///
-/// `req` came from `alloc_rqst`, is on no list and nobody uses it.
-unsafe fn free_rqst(req: *mut sys::rpc_rqst) {
-    // SAFETY: by the caller's guarantee; the buffers' heads are the pages
-    // `alloc_rqst` allocated (or null).
-    unsafe {
-        sys::xv_bc_free_xdr_page(ptr::addr_of_mut!((*req).rq_rcv_buf));
-        sys::xv_bc_free_xdr_page(ptr::addr_of_mut!((*req).rq_snd_buf));
-        sys::xv_bc_free_rqst(req);
+impl Drop for Unlisted {
+    fn drop(&mut self) {
+        let req = self.0.as_ptr();
+        // SAFETY: the request is ours alone (type invariant); the buffers'
+        // heads are the pages `alloc` allocated, or null.
+        unsafe {
+            sys::xv_bc_free_xdr_page(ptr::addr_of_mut!((*req).rq_rcv_buf));
+            sys::xv_bc_free_xdr_page(ptr::addr_of_mut!((*req).rq_snd_buf));
+            sys::xv_bc_free_rqst(req);
+        }
     }
 }
 
@@ -77,14 +103,17 @@ impl<'a> PoolGuard<'a> {
     ///
     /// # Safety
     ///
-    /// `req` belongs to this transport and is on no list.
-    unsafe fn push(&self, req: *mut sys::rpc_rqst) {
-        // SAFETY: the lock is held; by the caller's guarantee.
+    /// `req` must be a request of this transport.
+    unsafe fn push(&self, req: Unlisted) -> *mut sys::rpc_rqst {
+        let req = req.into_raw();
+        // SAFETY: the lock is held; `req` is a request of this transport (the
+        // caller's guarantee) on no list (`Unlisted`'s invariant).
         unsafe {
             sys::xv_bc_pa_add_tail(self.raw(), req);
             (*self.raw()).bc_alloc_count += 1;
             sys::xv_bc_slot_count_add(self.raw(), 1);
         }
+        req
     }
 
     /// The request of the pool filling with the callback `xid` on the
@@ -105,20 +134,23 @@ impl<'a> PoolGuard<'a> {
     }
 
     /// Takes the first free request for the callback `xid`, adding `new`
-    /// to the pool first if it is empty and the slot limit allows.
-    fn take(&self, xid: u32, new: Option<*mut sys::rpc_rqst>) -> Option<*mut sys::rpc_rqst> {
+    /// (leaving `None`) to the pool first if it is empty and the slot limit
+    /// allows.
+    ///
+    /// # Safety
+    ///
+    /// `new`, if any, must be a request of this transport.
+    unsafe fn take(&self, xid: u32, new: &mut Option<Unlisted>) -> Option<*mut sys::rpc_rqst> {
         let x = self.raw();
-        // SAFETY: the lock is held; `new`, if any, is an unlisted request of
-        // this transport.
+        // SAFETY: the lock is held; `new`, if any, is a request of this
+        // transport (the caller's guarantee).
         unsafe {
             let mut req = sys::xv_bc_pa_first(x);
             if req.is_null() {
-                let new = new?;
-                if sys::xv_bc_slot_count(x) >= MAX_SLOTS as i32 {
+                if new.is_none() || sys::xv_bc_slot_count(x) >= MAX_SLOTS as i32 {
                     return None;
                 }
-                self.push(new);
-                req = new;
+                req = self.push(new.take()?);
             }
             (*req).rq_reply_bytes_recvd = 0;
             (*req).rq_private_buf = (*req).rq_rcv_buf;
@@ -142,20 +174,14 @@ pub(crate) fn setup(xprt: &Xprt, min_reqs: u32) -> Result {
     let n = min_reqs.min(MAX_SLOTS) as usize;
     let mut reqs = kernel::alloc::KVec::with_capacity(n, kernel::alloc::flags::GFP_KERNEL)?;
     for _ in 0..n {
-        match alloc_rqst(xprt) {
-            Some(req) => reqs.push(req, kernel::alloc::flags::GFP_KERNEL)?,
-            None => {
-                for &req in reqs.iter() {
-                    // SAFETY: allocated above and never listed.
-                    unsafe { free_rqst(req) };
-                }
-                return Err(ENOMEM);
-            }
-        }
+        // Those allocated so far are freed as `reqs` drops.
+        let req = Unlisted::alloc(xprt).ok_or(ENOMEM)?;
+        reqs.push(req, kernel::alloc::flags::GFP_KERNEL)?;
     }
     let pool = PoolGuard::lock(xprt);
-    for &req in reqs.iter() {
-        // SAFETY: a new request of this transport.
+    for req in reqs {
+        // SAFETY: `Unlisted::alloc(xprt)` made it a request of this
+        // transport.
         unsafe { pool.push(req) };
     }
     // SAFETY: the lock is held.
@@ -183,7 +209,7 @@ pub(crate) fn destroy(xprt: &Xprt, max_reqs: u32) {
                 break;
             }
             sys::xv_bc_pa_del(req);
-            free_rqst(req);
+            drop(Unlisted::from_raw(req));
             (*x).bc_alloc_count -= 1;
             sys::xv_bc_slot_count_add(x, -1);
             left -= 1;
@@ -202,25 +228,23 @@ pub(crate) fn lookup(xprt: &Xprt, xid: u32, continued: bool) -> Option<&Rqst> {
             if continued {
                 pool.find(xid)
             } else {
-                pool.take(xid, new)
+                // SAFETY: `new`, if any, is from `Unlisted::alloc(xprt)`.
+                unsafe { pool.take(xid, &mut new) }
             }
         };
-        if let Some(spare) = new {
-            if found != Some(spare) {
-                // SAFETY: allocated below and not added to the pool.
-                unsafe { free_rqst(spare) };
-            }
-        }
+        let had_spare = new.is_some();
+        // A spare the pool did not take is freed.
+        drop(new.take());
         if let Some(req) = found {
             // SAFETY: a request on the pool's list stays allocated until the
             // receive worker, the caller, completes it, or `destroy`, which
             // holds the receive lock, frees it.
             return Some(unsafe { Rqst::from_raw(req) });
         }
-        if continued || new.is_some() {
+        if continued || had_spare {
             return None;
         }
-        new = Some(alloc_rqst(xprt)?);
+        new = Some(Unlisted::alloc(xprt)?);
     }
 }
 
@@ -278,26 +302,27 @@ pub(crate) unsafe fn free(req: *mut sys::rpc_rqst) {
         (*req).rq_connect_cookie = (*xprt.as_raw()).connect_cookie.wrapping_sub(1);
         sys::xv_bc_clear_in_use(req);
     }
-    let kept = {
+    // SAFETY: `req` came from the pool, is on no list and nothing else uses
+    // it any more (the caller's guarantee).
+    let unlisted = unsafe { Unlisted::from_raw(req) };
+    let spare = {
         let pool = PoolGuard::lock(xprt);
         let x = pool.raw();
-        // SAFETY: the lock is held; `req` is on no list.
+        // SAFETY: the lock is held; `req` is on no list, and ours.
         unsafe {
             if (*x).bc_alloc_count < (*x).bc_alloc_max {
                 reinit_xdr_buf(&mut (*req).rq_snd_buf);
                 reinit_xdr_buf(&mut (*req).rq_rcv_buf);
                 (*req).rq_rcv_buf.len = PAGE_SIZE as u32;
-                pool.push(req);
-                true
+                pool.push(unlisted);
+                None
             } else {
-                false
+                Some(unlisted)
             }
         }
     };
-    if !kept {
-        // SAFETY: the last session went away while `req` was in use.
-        unsafe { free_rqst(req) };
-    }
+    // The last session went away while `req` was in use: it is freed.
+    drop(spare);
     // SAFETY: drops the reference `complete` took; `xprt` is not used after.
     unsafe { sys::xprt_put(xprt.as_raw()) };
 }
