@@ -56,6 +56,13 @@ const WAKE_DISCONNECT: usize = 4;
 const WAKE_WRITE: usize = 5;
 /// For the error worker: a socket error (`sock_err`) to deliver.
 const WAKE_ERROR: usize = 6;
+/// The last connect timed out: the next one binds another reserved port.
+/// vsock drops a REQUEST that matches a connection the server still holds
+/// (`virtio_transport_recv_connected`), and a transport reset in the guest
+/// (driver reset, suspend, migration) closes ours without telling the
+/// server; from the same port we would time out until the server ages
+/// that connection out, minutes later.
+const NEW_SRCPORT: usize = 7;
 
 fn init_reestablish_to() -> Jiffies {
     msecs_to_jiffies(3000)

@@ -10,7 +10,8 @@ use kernel::error::code::EAGAIN;
 
 use super::{init_reestablish_to, Transport};
 use super::{
-    CONNECTING, DATA_READY, NOSPACE, WAKE_DISCONNECT, WAKE_ERROR, WAKE_PENDING, WAKE_WRITE,
+    CONNECTING, DATA_READY, NEW_SRCPORT, NOSPACE, WAKE_DISCONNECT, WAKE_ERROR, WAKE_PENDING,
+    WAKE_WRITE,
 };
 use crate::sys;
 use crate::vsock::{CallbackSock, Callbacks};
@@ -128,6 +129,9 @@ unsafe extern "C" fn xv_clnt_error_report(sk: *mut sys::sock) {
     t.sock_err.store(err, Ordering::SeqCst);
     // A refused or timed-out connect ends here, without a state change.
     if t.test_and_clear_flag(CONNECTING) {
+        if err == errno!(ETIMEDOUT).to_errno() {
+            t.set_flag(NEW_SRCPORT);
+        }
         t.xprt().clear_connecting();
     }
     t.run_error_worker(WAKE_ERROR);

@@ -10,7 +10,7 @@ use core::ptr;
 use kernel::error::{code::*, Error, Result};
 
 use super::callbacks::CALLBACKS;
-use super::{init_reestablish_to, Transport, CONNECTING};
+use super::{init_reestablish_to, Transport, CONNECTING, NEW_SRCPORT};
 use crate::sys;
 use crate::vsock::Socket;
 
@@ -86,10 +86,17 @@ impl Transport {
         // and it holds XPRT_LOCKED, so one at a time; `print_stats` only reads
         // it racily, through the pointer.
         let srcport = unsafe { &mut *self.srcport.get() };
-        let mut port = if *srcport == 0 {
-            MAX_RESVPORT
-        } else {
-            *srcport
+        let below = |port: u32| {
+            if port <= MIN_RESVPORT {
+                MAX_RESVPORT
+            } else {
+                port - 1
+            }
+        };
+        let mut port = match *srcport {
+            0 => MAX_RESVPORT,
+            last if self.test_and_clear_flag(NEW_SRCPORT) => below(last),
+            last => last,
         };
         for _ in MIN_RESVPORT..=MAX_RESVPORT {
             match sock.bind(port) {
@@ -97,13 +104,7 @@ impl Transport {
                     *srcport = port;
                     return Ok(());
                 }
-                Err(e) if e == errno!(EADDRINUSE) => {
-                    port = if port == MIN_RESVPORT {
-                        MAX_RESVPORT
-                    } else {
-                        port - 1
-                    };
-                }
+                Err(e) if e == errno!(EADDRINUSE) => port = below(port),
                 Err(e) => return Err(e),
             }
         }
