@@ -8,6 +8,7 @@
 #include <linux/net.h>
 #include <linux/seq_file.h>
 #include <linux/socket.h>
+#include <linux/sunrpc/addr.h>
 #include <linux/sunrpc/svc_xprt.h>
 #include <linux/sunrpc/msg_prot.h>
 #include <linux/sunrpc/sched.h>

@@ -16,5 +16,6 @@ void xv_kunit_fail(struct kunit *test, const char *file, int file_len,
 const void *xv_core_case_next(const void *prev, char *desc);
 void xv_core_case_run(struct kunit *test, const void *param);
 void xv_kernel_constants(struct kunit *test);
+void xv_addr_parsers_agree(struct kunit *test);
 
 #endif /* XV_KUNIT_H */

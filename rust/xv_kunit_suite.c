@@ -4,6 +4,8 @@
  * and case tables are declared here while the test bodies are Rust
  * (rust/xv_kunit.rs). The core cases come from rust/core/selftest.rs, the
  * same table `cargo test` runs on the host, one KUnit parameter per case.
+ * xv_addr_parsers_agree runs the series' C address parsers and the Rust
+ * reference parsers over the same generated inputs.
  */
 #include <kunit/test.h>
 #include <linux/module.h>
@@ -25,6 +27,7 @@ static void xv_core_case(struct kunit *test)
 static struct kunit_case xv_cases[] = {
 	KUNIT_CASE_PARAM(xv_core_case, xv_core_case_next),
 	KUNIT_CASE(xv_kernel_constants),
+	KUNIT_CASE(xv_addr_parsers_agree),
 	{}
 };
 

@@ -7,8 +7,9 @@
 //! * Universal address (netid "vsock", as rpcbind and NFSv4.0 callbacks carry
 //!   it): `CID.PORT`, both in decimal.
 //!
-//! Numbers are unsigned 32-bit decimals; a sign, a blank, an empty number or
-//! anything after the address is refused.
+//! The module only formats them: the kernel parses addresses in the series'
+//! C code (`rpc_pton()`, `rpc_vsock_uaddr2sockaddr()`). The Rust parsers in
+//! `addr_parse.rs` are the reference those are tested against.
 
 use core::fmt;
 
@@ -32,54 +33,6 @@ pub const UADDR_MAX_LEN: usize = 2 * U32_MAX_DIGITS + 1;
 
 const U32_MAX_DIGITS: usize = 10;
 
-/// The name of a CID with a fixed meaning, if `cid` is one.
-pub const fn reserved_cid_name(cid: u32) -> Option<&'static str> {
-    match cid {
-        CID_HYPERVISOR => Some("hypervisor"),
-        CID_LOCAL => Some("local"),
-        CID_HOST => Some("host"),
-        CID_ANY => Some("any"),
-        _ => None,
-    }
-}
-
-/// Why an address string was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AddrError {
-    /// The presentation form lacks its `vsock:` prefix.
-    NoPrefix,
-    /// No CID where one was expected.
-    MissingCid,
-    /// A universal address without its `.PORT` part.
-    MissingPort,
-    /// A character other than a decimal digit where a number was expected.
-    NotDecimal,
-    /// A number larger than 4294967295.
-    OutOfRange,
-    /// Characters after a complete address.
-    TrailingGarbage,
-}
-
-impl AddrError {
-    /// A short description for log lines and error messages.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::NoPrefix => "missing \"vsock:\" prefix",
-            Self::MissingCid => "missing CID",
-            Self::MissingPort => "missing port",
-            Self::NotDecimal => "not a decimal number",
-            Self::OutOfRange => "number out of range",
-            Self::TrailingGarbage => "trailing characters",
-        }
-    }
-}
-
-impl fmt::Display for AddrError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A vsock socket address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VsockAddr {
@@ -87,55 +40,6 @@ pub struct VsockAddr {
     pub cid: u32,
     /// Port on that machine.
     pub port: u32,
-}
-
-/// Splits a leading unsigned decimal off `s`.
-///
-/// `missing` is returned when `s` does not start with a digit and is empty
-/// or starts with `.`, the separator a number may be missing before.
-fn split_decimal(s: &[u8], missing: AddrError) -> Result<(u32, &[u8]), AddrError> {
-    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 {
-        return Err(match s.first() {
-            None | Some(b'.') => missing,
-            Some(_) => AddrError::NotDecimal,
-        });
-    }
-    let mut value: u32 = 0;
-    for &b in &s[..digits] {
-        value = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u32::from(b - b'0')))
-            .ok_or(AddrError::OutOfRange)?;
-    }
-    Ok((value, &s[digits..]))
-}
-
-/// Parses the presentation form `vsock:CID` and returns the CID.
-pub fn parse_presentation(s: &[u8]) -> Result<u32, AddrError> {
-    let rest = s
-        .strip_prefix(PRESENTATION_PREFIX.as_bytes())
-        .ok_or(AddrError::NoPrefix)?;
-    let (cid, rest) = split_decimal(rest, AddrError::MissingCid)?;
-    if !rest.is_empty() {
-        return Err(AddrError::TrailingGarbage);
-    }
-    Ok(cid)
-}
-
-/// Parses a universal address `CID.PORT`.
-pub fn parse_uaddr(s: &[u8]) -> Result<VsockAddr, AddrError> {
-    let (cid, rest) = split_decimal(s, AddrError::MissingCid)?;
-    let rest = match rest.split_first() {
-        None => return Err(AddrError::MissingPort),
-        Some((b'.', rest)) => rest,
-        Some(_) => return Err(AddrError::TrailingGarbage),
-    };
-    let (port, rest) = split_decimal(rest, AddrError::MissingPort)?;
-    if !rest.is_empty() {
-        return Err(AddrError::TrailingGarbage);
-    }
-    Ok(VsockAddr { cid, port })
 }
 
 /// Displays a CID in presentation form, `vsock:CID`.

@@ -9,5 +9,6 @@
 #![no_std]
 
 pub mod addr;
+pub mod addr_parse;
 pub mod record;
 pub mod selftest;

@@ -5,7 +5,8 @@
 //!
 //! Each case returns the first failed expectation; nothing here allocates.
 
-use crate::addr::{self, AddrError, Presentation, UniversalAddr, VsockAddr};
+use crate::addr::{self, Presentation, UniversalAddr, VsockAddr};
+use crate::addr_parse::{self, AddrError};
 use crate::record::{
     self, Limits, Marker, Progress, RecordDecoder, RecordError, Want, MARKER_LEN, MAX_FRAGMENT_LEN,
 };
@@ -80,7 +81,6 @@ cases!(
     uaddr_rejects,
     formatting,
     format_into_bounds,
-    reserved_cids,
 );
 
 fn marker_encoding() -> Outcome {
@@ -300,10 +300,10 @@ fn largest_marker_is_accepted() -> Outcome {
 }
 
 fn presentation_parses() -> Outcome {
-    expect!(addr::parse_presentation(b"vsock:0") == Ok(0));
-    expect!(addr::parse_presentation(b"vsock:3") == Ok(3));
-    expect!(addr::parse_presentation(b"vsock:007") == Ok(7));
-    expect!(addr::parse_presentation(b"vsock:4294967295") == Ok(u32::MAX));
+    expect!(addr_parse::parse_presentation(b"vsock:0") == Ok(0));
+    expect!(addr_parse::parse_presentation(b"vsock:3") == Ok(3));
+    expect!(addr_parse::parse_presentation(b"vsock:007") == Ok(7));
+    expect!(addr_parse::parse_presentation(b"vsock:4294967295") == Ok(u32::MAX));
     Ok(())
 }
 
@@ -326,7 +326,7 @@ fn presentation_rejects() -> Outcome {
         (b"vsock:3.2049", AddrError::TrailingGarbage),
     ];
     for &(input, err) in BAD {
-        expect!(addr::parse_presentation(input) == Err(err));
+        expect!(addr_parse::parse_presentation(input) == Err(err));
     }
     Ok(())
 }
@@ -336,9 +336,9 @@ fn uaddr_parses() -> Outcome {
         cid: u32::MAX,
         port: u32::MAX,
     };
-    expect!(addr::parse_uaddr(b"3.2049") == Ok(VsockAddr { cid: 3, port: 2049 }));
-    expect!(addr::parse_uaddr(b"0.0") == Ok(VsockAddr { cid: 0, port: 0 }));
-    expect!(addr::parse_uaddr(b"4294967295.4294967295") == Ok(max));
+    expect!(addr_parse::parse_uaddr(b"3.2049") == Ok(VsockAddr { cid: 3, port: 2049 }));
+    expect!(addr_parse::parse_uaddr(b"0.0") == Ok(VsockAddr { cid: 0, port: 0 }));
+    expect!(addr_parse::parse_uaddr(b"4294967295.4294967295") == Ok(max));
     Ok(())
 }
 
@@ -359,7 +359,7 @@ fn uaddr_rejects() -> Outcome {
         (b"3..2049", AddrError::MissingPort),
     ];
     for &(input, err) in BAD {
-        expect!(addr::parse_uaddr(input) == Err(err));
+        expect!(addr_parse::parse_uaddr(input) == Err(err));
     }
     Ok(())
 }
@@ -386,7 +386,7 @@ fn formatting() -> Outcome {
     expect!(widest == b"4294967295.4294967295" && widest.len() == addr::UADDR_MAX_LEN);
     for cid in [0, 1, 2, 3, 1000, u32::MAX - 1, u32::MAX] {
         let text = formatted(&mut buf, Presentation(cid));
-        expect!(addr::parse_presentation(text) == Ok(cid));
+        expect!(addr_parse::parse_presentation(text) == Ok(cid));
     }
     Ok(())
 }
@@ -398,14 +398,5 @@ fn format_into_bounds() -> Outcome {
     expect!(addr::format_into(&mut short, Presentation(3)).is_err());
     let mut empty = [0u8; 0];
     expect!(addr::format_into(&mut empty, Presentation(3)).is_err());
-    Ok(())
-}
-
-fn reserved_cids() -> Outcome {
-    expect!(addr::reserved_cid_name(addr::CID_HYPERVISOR) == Some("hypervisor"));
-    expect!(addr::reserved_cid_name(addr::CID_LOCAL) == Some("local"));
-    expect!(addr::reserved_cid_name(addr::CID_HOST) == Some("host"));
-    expect!(addr::reserved_cid_name(addr::CID_ANY) == Some("any"));
-    expect!(addr::reserved_cid_name(3).is_none());
     Ok(())
 }

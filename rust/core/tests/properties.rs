@@ -5,7 +5,8 @@
 //! PROPTEST_CASES), so the run time is bounded.
 
 use proptest::prelude::*;
-use xprtvsock_core::addr::{self, AddrError, Presentation, UniversalAddr, VsockAddr};
+use xprtvsock_core::addr::{self, Presentation, UniversalAddr, VsockAddr};
+use xprtvsock_core::addr_parse::{self, AddrError};
 use xprtvsock_core::record::{Limits, Marker, Progress, RecordDecoder, RecordError, Want};
 
 /// Decodes `stream` read in chunks of the given sizes (cycled), returning the
@@ -139,7 +140,7 @@ proptest! {
     fn presentation_round_trips(cid in any::<u32>()) {
         let text = Presentation(cid).to_string();
         prop_assert!(text.len() <= addr::PRESENTATION_MAX_LEN);
-        prop_assert_eq!(addr::parse_presentation(text.as_bytes()), Ok(cid));
+        prop_assert_eq!(addr_parse::parse_presentation(text.as_bytes()), Ok(cid));
     }
 
     #[test]
@@ -147,13 +148,13 @@ proptest! {
         let a = VsockAddr { cid, port };
         let text = UniversalAddr(a).to_string();
         prop_assert!(text.len() <= addr::UADDR_MAX_LEN);
-        prop_assert_eq!(addr::parse_uaddr(text.as_bytes()), Ok(a));
+        prop_assert_eq!(addr_parse::parse_uaddr(text.as_bytes()), Ok(a));
     }
 
     #[test]
     fn presentation_matches_reference(s in "(vsock:)?[0-9x .:+-]{0,14}") {
         let expected = s.strip_prefix("vsock:").and_then(reference_decimal);
-        prop_assert_eq!(addr::parse_presentation(s.as_bytes()).ok(), expected);
+        prop_assert_eq!(addr_parse::parse_presentation(s.as_bytes()).ok(), expected);
     }
 
     #[test]
@@ -161,13 +162,13 @@ proptest! {
         let expected = s.split_once('.').and_then(|(c, p)| {
             Some(VsockAddr { cid: reference_decimal(c)?, port: reference_decimal(p)? })
         });
-        prop_assert_eq!(addr::parse_uaddr(s.as_bytes()).ok(), expected);
+        prop_assert_eq!(addr_parse::parse_uaddr(s.as_bytes()).ok(), expected);
     }
 
     #[test]
     fn parsers_accept_any_bytes(s in prop::collection::vec(any::<u8>(), 0..40)) {
-        let _ = addr::parse_presentation(&s);
-        if let Err(e) = addr::parse_uaddr(&s) {
+        let _ = addr_parse::parse_presentation(&s);
+        if let Err(e) = addr_parse::parse_uaddr(&s) {
             prop_assert!(!e.as_str().is_empty());
             prop_assert!(e != AddrError::NoPrefix);
         }
