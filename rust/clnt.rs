@@ -36,7 +36,7 @@ use kernel::error::{code::*, Result};
 use kernel::time::{msecs_to_jiffies, Jiffies};
 use kernel::types::Opaque;
 
-use crate::sunrpc::xprt::{dest_addr, stream_ops, Strings, Xprt, XprtClass};
+use crate::sunrpc::xprt::{dest_addr, stream_ops, Strings, Xprt, XprtClass, XprtLocked};
 use crate::sys;
 use crate::vsock::{CallbackSock, Socket, ZeroCopy};
 use recv::Receiver;
@@ -81,12 +81,12 @@ fn init_reestablish_to() -> Jiffies {
 /// every transport holds one reference on the module.
 ///
 /// The fields in an `UnsafeCell` are used only as their comments say:
-/// `sock` is read by holders of `XPRT_LOCKED` or `recv_mutex` and replaced
-/// by holders of both; `recv` belongs to holders of `recv_mutex`;
-/// `xmit_offset` and `sock_zerocopy` belong to holders of `XPRT_LOCKED`
-/// (`abort_send_request` and `print_stats` only read racily); `srcport`
-/// to the connect worker, which holds `XPRT_LOCKED`; `strings` is written
-/// in setup and in `set_port`, which the core serialises with binding.
+/// `sock` is read by holders of `XPRT_LOCKED` ([`XprtLocked`]) or
+/// `recv_mutex` and replaced by holders of both; `recv` belongs to holders
+/// of `recv_mutex`; `xmit_offset`, `sock_zerocopy` and `srcport` belong to
+/// holders of `XPRT_LOCKED` (`abort_send_request` and `print_stats` only
+/// read racily); `strings` is written in setup and in `set_port`, which
+/// the core serialises with binding.
 #[repr(C)]
 pub(crate) struct Transport {
     xprt: Opaque<sys::rpc_xprt>,
@@ -191,31 +191,24 @@ impl Transport {
         RecvGuard(self)
     }
 
-    /// The current socket, for a holder of `XPRT_LOCKED`.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds `XPRT_LOCKED` and does not keep the reference past
-    /// releasing it.
-    unsafe fn sock_locked(&self) -> Option<&Socket> {
-        // SAFETY: the socket is replaced only by holders of XPRT_LOCKED
-        // (type invariant), which the caller holds for as long as it keeps
-        // the reference.
+    /// The current socket, for the holder of `XPRT_LOCKED` on this
+    /// transport; the reference borrows `locked`.
+    fn sock_locked<'l>(&'l self, _locked: &'l XprtLocked<'_>) -> Option<&'l Socket> {
+        // SAFETY: the socket is replaced only through an exclusive borrow of
+        // the `XPRT_LOCKED` token (type invariant), which `locked` excludes.
         unsafe { (*self.sock.get()).as_ref() }
     }
 
-    /// Replaces the socket and resets the per-connection state.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds `XPRT_LOCKED`.
-    unsafe fn replace_sock(&self, new: Option<Socket>) -> Option<Socket> {
+    /// Replaces the socket and resets the per-connection state, for the
+    /// holder of `XPRT_LOCKED` on this transport.
+    fn replace_sock(&self, _locked: &mut XprtLocked<'_>, new: Option<Socket>) -> Option<Socket> {
         let mut guard = self.recv_lock();
         *guard.receiver() = Receiver::new();
-        // SAFETY: XPRT_LOCKED (caller) keeps senders out, `recv_mutex` the
-        // receive worker; the connect worker and close hold XPRT_LOCKED.
+        // SAFETY: `locked` keeps senders out, `recv_mutex` the receive
+        // worker; no reference from `sock_locked` lives (exclusive borrow).
         let old = unsafe { ptr::replace(self.sock.get(), new) };
-        // SAFETY: senders hold XPRT_LOCKED, which the caller holds.
+        // SAFETY: these belong to the holder of XPRT_LOCKED, borrowed
+        // exclusively here.
         unsafe {
             *self.xmit_offset.get() = 0;
             *self.sock_zerocopy.get() = None;
@@ -347,19 +340,17 @@ impl Transport {
         s.publish(self.xprt(), cid, port);
     }
 
-    /// Closes the connection; from the core's autoclose work (holding
-    /// `XPRT_LOCKED`) or from destroy.
-    fn close(&self) {
-        // SAFETY: the core calls `close` with XPRT_LOCKED held, and destroy
-        // runs when nothing else uses the transport.
-        let old = unsafe { self.replace_sock(None) };
+    /// Closes the connection; from the core's autoclose work or from
+    /// destroy, both holding `XPRT_LOCKED`.
+    fn close(&self, locked: &mut XprtLocked<'_>) {
+        let old = self.replace_sock(locked, None);
         if let Some(sock) = old {
             sock.shutdown();
             drop(sock);
         }
         let x = self.xprt();
         x.clear_connected();
-        x.reset_connection_flags();
+        locked.reset_connection_flags();
         for bit in [
             DATA_READY,
             NOSPACE,
@@ -378,10 +369,10 @@ impl Transport {
         x.disconnect_done();
     }
 
-    fn destroy(&self) {
+    fn destroy(&self, locked: &mut XprtLocked<'_>) {
         // SAFETY: the work item was initialised in setup (type invariant).
         unsafe { sys::cancel_delayed_work_sync(self.connect_work.get()) };
-        self.close();
+        self.close(locked);
         // SAFETY: the work items were initialised in setup (type invariant);
         // `close` detached the socket callbacks that queue them.
         unsafe {
@@ -472,7 +463,10 @@ unsafe extern "C" fn xv_clnt_set_port(xprt: *mut sys::rpc_xprt, port: u16) {
 unsafe extern "C" fn xv_clnt_close(xprt: *mut sys::rpc_xprt) {
     // SAFETY: `xprt` is one of ours; the autoclose work runs only while the
     // transport is live (destroy cancels it first).
-    unsafe { Transport::from_xprt(xprt) }.close();
+    let t = unsafe { Transport::from_xprt(xprt) };
+    // SAFETY: `xprt_autoclose()` holds XPRT_LOCKED around `close`.
+    let mut locked = unsafe { XprtLocked::new(t.xprt()) };
+    t.close(&mut locked);
 }
 
 /// `destroy`: the last reference is gone.
@@ -480,11 +474,16 @@ unsafe extern "C" fn xv_clnt_close(xprt: *mut sys::rpc_xprt) {
 /// # Safety
 ///
 /// Only called by the core's destroy work through [`CLNT_OPS`], once, for
-/// one of our transports whose last reference is gone.
+/// one of our transports whose last reference is gone, with `XPRT_LOCKED`
+/// held (`xprt_destroy()` takes it for good before queueing the work).
 unsafe extern "C" fn xv_clnt_destroy(xprt: *mut sys::rpc_xprt) {
     // SAFETY: `xprt` is one of ours and still allocated until the
     // `xprt_free()` below.
-    unsafe { Transport::from_xprt(xprt) }.destroy();
+    let t = unsafe { Transport::from_xprt(xprt) };
+    // SAFETY: `xprt_destroy()` holds XPRT_LOCKED for us; the token is not
+    // used after `destroy`.
+    let mut locked = unsafe { XprtLocked::new(t.xprt()) };
+    t.destroy(&mut locked);
     // SAFETY: `destroy` stopped the workers and detached the socket, and no
     // task holds the transport: nothing uses it any more. Setup initialised
     // every field (type invariant), the core allocated it with

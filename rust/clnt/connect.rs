@@ -11,6 +11,7 @@ use kernel::error::{code::*, Error, Result};
 
 use super::callbacks::CALLBACKS;
 use super::{init_reestablish_to, Transport, CONNECTING, NEW_SRCPORT};
+use crate::sunrpc::xprt::XprtLocked;
 use crate::sys;
 use crate::vsock::Socket;
 
@@ -19,9 +20,11 @@ const MIN_RESVPORT: u32 = 665;
 const MAX_RESVPORT: u32 = 1023;
 
 impl Transport {
-    fn connect(&self, task: *mut sys::rpc_task) {
+    /// Hands `locked`, the task's `XPRT_LOCKED`, to the connect worker and
+    /// queues it; `locked` is not used once the worker is queued.
+    fn connect(&self, locked: XprtLocked<'_>, task: *mut sys::rpc_task) {
         let x = self.xprt();
-        if !x.lock_connect(task, self) {
+        if !locked.lock_connect(task, self) {
             kernel::pr_warn!("connect without the transport lock\n");
         }
         let mut delay = 0;
@@ -29,7 +32,7 @@ impl Transport {
         // re-establish timeout reconnects at once.
         if x.connect_count() != 0 {
             delay = x.reconnect_delay();
-            x.reconnect_backoff(init_reestablish_to());
+            locked.reconnect_backoff(init_reestablish_to());
         }
         // SAFETY: the work item was initialised in setup (type invariant);
         // destroy cancels it before the transport is freed.
@@ -38,8 +41,11 @@ impl Transport {
 
     fn connect_worker(&self) {
         let x = self.xprt();
+        // SAFETY: `connect` handed XPRT_LOCKED to this worker before queueing
+        // it; `unlock_connect` below releases it and ends the token.
+        let mut locked = unsafe { XprtLocked::new(x) };
         if !x.connected() {
-            if let Err(e) = self.start_connect() {
+            if let Err(e) = self.start_connect(&mut locked) {
                 x.wake_pending(e.to_errno());
                 x.force_disconnect();
                 x.clear_connecting();
@@ -47,28 +53,24 @@ impl Transport {
         } else {
             x.clear_connecting();
         }
-        x.unlock_connect(self);
+        locked.unlock_connect(self);
     }
 
     /// Creates a socket and starts connecting it; completion arrives
     /// through the callbacks.
-    fn start_connect(&self) -> Result {
+    fn start_connect(&self, locked: &mut XprtLocked<'_>) -> Result {
         let x = self.xprt();
-        // SAFETY: the connect worker holds XPRT_LOCKED, which `connect` handed
-        // to it with `xprt_lock_connect()`.
-        drop(unsafe { self.replace_sock(None) });
+        drop(self.replace_sock(locked, None));
         let mut sock = Socket::new_stream()?;
         if x.resvport() {
-            self.bind_resvport(&sock)?;
+            self.bind_resvport(locked, &sock)?;
         }
         sock.attach(ptr::from_ref(self).cast_mut().cast::<c_void>(), &CALLBACKS);
         self.set_flag(CONNECTING);
         x.start_connect_stats();
         let (cid, port) = x.peer();
         let ret = sock.connect_nonblocking(cid, port);
-        // SAFETY: the connect worker still holds XPRT_LOCKED: it releases it
-        // with `xprt_unlock_connect()` after this returns.
-        drop(unsafe { self.replace_sock(Some(sock)) });
+        drop(self.replace_sock(locked, Some(sock)));
         match ret {
             Ok(()) => {}
             Err(e) if e == errno!(EINPROGRESS) => {}
@@ -81,10 +83,9 @@ impl Transport {
         Ok(())
     }
 
-    fn bind_resvport(&self, sock: &Socket) -> Result {
-        // SAFETY: only the connect worker uses `srcport` (type invariant),
-        // and it holds XPRT_LOCKED, so one at a time; `print_stats` only reads
-        // it racily, through the pointer.
+    fn bind_resvport(&self, _locked: &mut XprtLocked<'_>, sock: &Socket) -> Result {
+        // SAFETY: it belongs to the holder of XPRT_LOCKED (type invariant),
+        // borrowed exclusively here; `print_stats` reads it racily.
         let srcport = unsafe { &mut *self.srcport.get() };
         let below = |port: u32| {
             if port <= MIN_RESVPORT {
@@ -146,7 +147,10 @@ pub(super) unsafe extern "C" fn xv_clnt_connect(
     task: *mut sys::rpc_task,
 ) {
     // SAFETY: `xprt` is one of ours, held by `task` while it connects.
-    unsafe { Transport::from_xprt(xprt) }.connect(task);
+    let t = unsafe { Transport::from_xprt(xprt) };
+    // SAFETY: `xprt_connect()` calls `connect` with `task` holding
+    // XPRT_LOCKED; `connect` hands it on to the worker.
+    t.connect(unsafe { XprtLocked::new(t.xprt()) }, task);
 }
 
 /// The connect worker.

@@ -10,23 +10,19 @@ use kernel::error::{code::EAGAIN, Result};
 use super::{Transport, NOSPACE};
 use crate::record;
 use crate::sunrpc::rqst::{self, Rqst};
+use crate::sunrpc::xprt::XprtLocked;
 use crate::sys;
 use crate::vsock::{Socket, ZeroCopy};
 
 impl Transport {
-    /// Sends `req`'s record, resuming a partial send.
-    ///
-    /// # Safety
-    ///
-    /// The caller (the core's `send_request`) holds `XPRT_LOCKED`.
-    unsafe fn send_request(&self, req: &Rqst) -> Result {
-        // SAFETY: `xmit_offset` belongs to holders of XPRT_LOCKED (type
-        // invariant), which the caller is; `abort_send_request` reads it
-        // through the pointer, without a reference.
+    /// Sends `req`'s record, resuming a partial send; for the holder of
+    /// `XPRT_LOCKED` on this transport (the core's `send_request`).
+    fn send_request(&self, locked: &mut XprtLocked<'_>, req: &Rqst) -> Result {
+        // SAFETY: `xmit_offset` belongs to the holder of XPRT_LOCKED (type
+        // invariant), borrowed exclusively here; `abort_send_request` reads
+        // it through the pointer, without a reference.
         let offset = unsafe { &mut *self.xmit_offset.get() };
-        // SAFETY: the caller holds XPRT_LOCKED until this returns, and the
-        // reference does not leave this function.
-        let sock = unsafe { self.sock_locked() };
+        let sock = self.sock_locked(locked);
         // A record cut short by an aborted request leaves the stream out of
         // step: only a new connection repairs it.
         if *offset != 0 && req.bytes_sent() == 0 {
@@ -47,8 +43,7 @@ impl Transport {
         let zerocopy = if req.is_backchannel() {
             None
         } else {
-            // SAFETY: XPRT_LOCKED is held (caller).
-            unsafe { self.zerocopy_for(sock) }
+            self.zerocopy_for(locked, sock)
         };
         req.stamp_xmit_time();
         loop {
@@ -74,12 +69,9 @@ impl Transport {
     /// socket, if its vsock transport allows it (as xprtsock splices pages
     /// into TCP). Asked once per socket, after it connected: vsock refuses
     /// connects over a transport without zero-copy on a socket asked before.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds `XPRT_LOCKED`.
-    unsafe fn zerocopy_for(&self, sock: &Socket) -> Option<&ZeroCopy> {
-        // SAFETY: senders hold XPRT_LOCKED (caller), as does replace_sock.
+    fn zerocopy_for(&self, _locked: &XprtLocked<'_>, sock: &Socket) -> Option<&ZeroCopy> {
+        // SAFETY: it belongs to the holder of XPRT_LOCKED (type invariant);
+        // the other writer, `replace_sock`, needs `locked` exclusively.
         let allowed = unsafe { &mut *self.sock_zerocopy.get() };
         let zerocopy = self.zerocopy.as_ref()?;
         if allowed.is_none() {
@@ -150,8 +142,10 @@ pub(super) unsafe extern "C" fn xv_clnt_send_request(req: *mut sys::rpc_rqst) ->
     let req = unsafe { Rqst::from_raw(req) };
     // SAFETY: the request's transport is one of ours, held by the sender.
     let t = unsafe { Transport::from_xprt(req.xprt_raw()) };
-    // SAFETY: the caller holds XPRT_LOCKED (the function's requirement).
-    match unsafe { t.send_request(req) } {
+    // SAFETY: the sending task holds XPRT_LOCKED around this call (the
+    // function's requirement).
+    let mut locked = unsafe { XprtLocked::new(t.xprt()) };
+    match t.send_request(&mut locked, req) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }

@@ -120,6 +120,75 @@ impl TransportLocked<'_> {
     }
 }
 
+/// Proof that `XPRT_LOCKED` is held on a transport, the core's lock of its
+/// sending side: the sending task holds it around `send_request`, the
+/// autoclose work around `close`, the connect worker from `connect`'s
+/// [`XprtLocked::lock_connect`] to its [`XprtLocked::unlock_connect`], and
+/// the core's `xprt_destroy()` from before `destroy` on. What belongs to
+/// the holder (the record being sent, the replacement of the socket) is
+/// reached through the value; an exclusive borrow of it stands for
+/// exclusive use of that state.
+///
+/// # Invariants
+///
+/// `XPRT_LOCKED` of `self.0` is held, for the code that has the value,
+/// while the value lives, and no other `XprtLocked` of `self.0` lives
+/// meanwhile.
+pub(crate) struct XprtLocked<'a>(&'a Xprt);
+
+impl<'a> XprtLocked<'a> {
+    /// The token of a holder of `XPRT_LOCKED` on `xprt`.
+    ///
+    /// # Safety
+    ///
+    /// `XPRT_LOCKED` of `xprt` must be held for the caller while the value
+    /// lives, and no other `XprtLocked` of `xprt` may live meanwhile.
+    pub(crate) unsafe fn new(xprt: &'a Xprt) -> Self {
+        // INVARIANT: by the caller's guarantee.
+        Self(xprt)
+    }
+
+    /// Hands `XPRT_LOCKED` from `task` to `cookie`, the connect worker,
+    /// which ends it with [`XprtLocked::unlock_connect`]; the caller may
+    /// use the token until it queues the worker. False if `task` is not the
+    /// holder, which it is whenever the core calls `connect`.
+    pub(crate) fn lock_connect<T>(&self, task: *mut sys::rpc_task, cookie: &T) -> bool {
+        // SAFETY: the transport is live and XPRT_LOCKED held (type
+        // invariants); `task` is the core's task in `connect`.
+        unsafe {
+            sys::xprt_lock_connect(
+                self.0.as_raw(),
+                task,
+                ptr::from_ref(cookie).cast_mut().cast(),
+            )
+        }
+    }
+
+    /// Releases `XPRT_LOCKED`, which [`XprtLocked::lock_connect`] gave
+    /// `cookie`.
+    pub(crate) fn unlock_connect<T>(self, cookie: &T) {
+        // SAFETY: the transport is live and XPRT_LOCKED held for `cookie`
+        // (type invariants); the token ends here.
+        unsafe {
+            sys::xprt_unlock_connect(self.0.as_raw(), ptr::from_ref(cookie).cast_mut().cast())
+        }
+    }
+
+    /// Backs the next reconnect off, as xprtsock does when it reconnects.
+    pub(crate) fn reconnect_backoff(&self, init: Jiffies) {
+        // SAFETY: the transport is live and XPRT_LOCKED held (type
+        // invariants), which `xprt_reconnect_backoff()` requires.
+        unsafe { sys::xprt_reconnect_backoff(self.0.as_raw(), init) }
+    }
+
+    /// Clears the bits of the closed connection, as xprtsock's close.
+    pub(crate) fn reset_connection_flags(&self) {
+        // SAFETY: the transport is live and XPRT_LOCKED held (type
+        // invariants), as xprtsock's reset holds it.
+        unsafe { sys::xv_xprt_reset_connection_flags(self.0.as_raw()) }
+    }
+}
+
 /// A transport's `struct rpc_xprt`, of the client transport or of nfsd's
 /// backchannel.
 ///
@@ -306,12 +375,6 @@ impl Xprt {
         unsafe { sys::xv_xprt_close_wait(self.as_raw()) }
     }
 
-    pub(crate) fn reset_connection_flags(&self) {
-        // SAFETY: the transport is live (type invariant); the caller, close,
-        // holds XPRT_LOCKED, as xprtsock's reset does.
-        unsafe { sys::xv_xprt_reset_connection_flags(self.as_raw()) }
-    }
-
     pub(crate) fn bump_connect_cookie(&self) {
         // SAFETY: the transport is live (type invariant); the cookie is a plain counter that
         // xprtsock also bumps from its callbacks.
@@ -368,25 +431,6 @@ impl Xprt {
         // SAFETY: the transport is live (type invariant);
         // `xprt_reconnect_delay()` only reads it.
         unsafe { sys::xprt_reconnect_delay(self.as_raw()) }
-    }
-
-    pub(crate) fn reconnect_backoff(&self, init: Jiffies) {
-        // SAFETY: the transport is live (type invariant); the caller holds XPRT_LOCKED.
-        unsafe { sys::xprt_reconnect_backoff(self.as_raw(), init) }
-    }
-
-    /// Hands `XPRT_LOCKED` from `task` to `cookie` (the connect worker).
-    pub(crate) fn lock_connect<T>(&self, task: *mut sys::rpc_task, cookie: &T) -> bool {
-        // SAFETY: the transport is live (type invariant); `task` is the core's task in `connect`.
-        unsafe {
-            sys::xprt_lock_connect(self.as_raw(), task, ptr::from_ref(cookie).cast_mut().cast())
-        }
-    }
-
-    pub(crate) fn unlock_connect<T>(&self, cookie: &T) {
-        // SAFETY: the transport is live (type invariant); the connect worker,
-        // the caller, holds XPRT_LOCKED for `cookie` since `lock_connect`.
-        unsafe { sys::xprt_unlock_connect(self.as_raw(), ptr::from_ref(cookie).cast_mut().cast()) }
     }
 
     pub(crate) fn wake_pending(&self, status: i32) {
