@@ -6,15 +6,15 @@
 //! net/sunrpc/backchannel_rqst.c keeps the same pool for xprtsock, but none
 //! of its helpers are exported; this follows it: `bc_alloc_count`,
 //! `bc_alloc_max` and `bc_slot_count` keep their meaning, and the pool lock
-//! is `bc_pa_lock`.
+//! is `bc_pa_lock`. The fields are reached through [`Rqst`] and, under the
+//! lock, [`BcPoolLocked`].
 
-use core::ptr::{self, NonNull};
+use core::ptr::NonNull;
 
 use kernel::error::{code::*, Result};
-use kernel::page::PAGE_SIZE;
 
 use super::rqst::Rqst;
-use super::xprt::Xprt;
+use super::xprt::{BcPoolLocked, Xprt};
 use crate::sys;
 
 /// Callback requests a transport may hold at once, as xprtsock
@@ -41,14 +41,8 @@ impl Unlisted {
         // buffers of a zeroed request are freed as empty if their pages
         // cannot be had.
         let this = Self(req);
-        let req = req.as_ptr();
-        // SAFETY: `req` is a zeroed request that nobody else sees yet.
-        let ok = unsafe {
-            (*req).rq_xprt = xprt.as_raw();
-            let rcv = sys::xv_bc_alloc_xdr_page(ptr::addr_of_mut!((*req).rq_rcv_buf));
-            (*req).rq_rcv_buf.len = PAGE_SIZE as u32;
-            rcv && sys::xv_bc_alloc_xdr_page(ptr::addr_of_mut!((*req).rq_snd_buf))
-        };
+        // SAFETY: a zeroed request that nobody else sees yet.
+        let ok = unsafe { this.rqst().init_bc(xprt) };
         ok.then_some(this)
     }
 
@@ -64,6 +58,12 @@ impl Unlisted {
         Self(unsafe { NonNull::new_unchecked(req) })
     }
 
+    fn rqst(&self) -> &Rqst {
+        // SAFETY: the request is live while the value owns it (type
+        // invariant).
+        unsafe { Rqst::from_raw(self.0.as_ptr()) }
+    }
+
     /// Gives the request up, for the pool's list.
     fn into_raw(self) -> *mut sys::rpc_rqst {
         let req = self.0.as_ptr();
@@ -74,98 +74,60 @@ impl Unlisted {
 
 impl Drop for Unlisted {
     fn drop(&mut self) {
-        let req = self.0.as_ptr();
         // SAFETY: the request is ours alone (type invariant); the buffers'
         // heads are the pages `alloc` allocated, or null.
-        unsafe {
-            sys::xv_bc_free_xdr_page(ptr::addr_of_mut!((*req).rq_rcv_buf));
-            sys::xv_bc_free_xdr_page(ptr::addr_of_mut!((*req).rq_snd_buf));
-            sys::xv_bc_free_rqst(req);
-        }
+        unsafe { self.rqst().free_bc_pages() };
+        // SAFETY: ours alone, from `xv_bc_alloc_rqst()`, and not used after.
+        unsafe { sys::xv_bc_free_rqst(self.0.as_ptr()) };
     }
 }
 
-/// Holds `bc_pa_lock` of a transport.
-struct PoolGuard<'a>(&'a Xprt);
-
-impl<'a> PoolGuard<'a> {
-    fn lock(xprt: &'a Xprt) -> Self {
-        // SAFETY: the transport is live; unlocked in `drop`.
-        unsafe { sys::xv_bc_pa_lock(xprt.as_raw()) };
-        Self(xprt)
-    }
-
-    fn raw(&self) -> *mut sys::rpc_xprt {
-        self.0.as_raw()
-    }
-
-    /// Puts `req` at the end of the pool.
-    ///
-    /// # Safety
-    ///
-    /// `req` must be a request of this transport.
-    unsafe fn push(&self, req: Unlisted) -> *mut sys::rpc_rqst {
-        let req = req.into_raw();
-        // SAFETY: the lock is held; `req` is a request of this transport (the
-        // caller's guarantee) on no list (`Unlisted`'s invariant).
-        unsafe {
-            sys::xv_bc_pa_add_tail(self.raw(), req);
-            (*self.raw()).bc_alloc_count += 1;
-            sys::xv_bc_slot_count_add(self.raw(), 1);
-        }
-        req
-    }
-
-    /// The request of the pool filling with the callback `xid` on the
-    /// current connection.
-    fn find(&self, xid: u32) -> Option<*mut sys::rpc_rqst> {
-        let x = self.raw();
-        // SAFETY: the lock is held, so the list and its requests are stable.
-        unsafe {
-            let mut req = sys::xv_bc_pa_first(x);
-            while !req.is_null() {
-                if (*req).rq_connect_cookie == (*x).connect_cookie && (*req).rq_xid == xid {
-                    return Some(req);
-                }
-                req = sys::xv_bc_pa_next(x, req);
-            }
-        }
-        None
-    }
-
-    /// Takes the first free request for the callback `xid`, adding `new`
-    /// (leaving `None`) to the pool first if it is empty and the slot limit
-    /// allows.
-    ///
-    /// # Safety
-    ///
-    /// `new`, if any, must be a request of this transport.
-    unsafe fn take(&self, xid: u32, new: &mut Option<Unlisted>) -> Option<*mut sys::rpc_rqst> {
-        let x = self.raw();
-        // SAFETY: the lock is held; `new`, if any, is a request of this
-        // transport (the caller's guarantee).
-        unsafe {
-            let mut req = sys::xv_bc_pa_first(x);
-            if req.is_null() {
-                if new.is_none() || sys::xv_bc_slot_count(x) >= MAX_SLOTS as i32 {
-                    return None;
-                }
-                req = self.push(new.take()?);
-            }
-            (*req).rq_reply_bytes_recvd = 0;
-            (*req).rq_private_buf = (*req).rq_rcv_buf;
-            (*req).rq_xid = xid;
-            (*req).rq_connect_cookie = (*x).connect_cookie;
-            Some(req)
-        }
-    }
+/// Puts `req` at the end of the pool.
+///
+/// # Safety
+///
+/// `req` must be a request of the pool's transport.
+unsafe fn push<'p>(pool: &'p BcPoolLocked<'_>, req: Unlisted) -> &'p Rqst {
+    // SAFETY: `req` is a request of this transport (the caller's guarantee)
+    // on no list (`Unlisted`'s invariant), which the pool takes over.
+    let req = unsafe { pool.add_tail(req.into_raw()) };
+    pool.set_alloc_count(pool.alloc_count() + 1);
+    pool.add_slot_count(1);
+    req
 }
 
-impl Drop for PoolGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: `lock` took it.
-        unsafe { sys::xv_bc_pa_unlock(self.raw()) };
-    }
+/// The request of the pool filling with the callback `xid` on the
+/// current connection.
+fn find<'p>(pool: &'p BcPoolLocked<'_>, xprt: &Xprt, xid: u32) -> Option<&'p Rqst> {
+    pool.find(|req| req.bc_is_filling(pool, xid, xprt.connect_cookie()))
+}
+
+/// Takes the first free request for the callback `xid`, adding `new`
+/// (leaving `None`) to the pool first if it is empty and the slot limit
+/// allows.
+///
+/// # Safety
+///
+/// `new`, if any, must be a request of the pool's transport.
+unsafe fn take<'p>(
+    pool: &'p BcPoolLocked<'_>,
+    xprt: &Xprt,
+    xid: u32,
+    new: &mut Option<Unlisted>,
+) -> Option<&'p Rqst> {
+    let req = match pool.first() {
+        Some(req) => req,
+        None => {
+            if new.is_none() || pool.slot_count() >= MAX_SLOTS as i32 {
+                return None;
+            }
+            // SAFETY: `new` is a request of this transport (the caller's
+            // guarantee).
+            unsafe { push(pool, new.take()?) }
+        }
+    };
+    req.bc_start(pool, xid, xprt.connect_cookie());
+    Some(req)
 }
 
 /// `bc_setup`: adds `min_reqs` requests (at most [`MAX_SLOTS`]) to the pool
@@ -178,14 +140,13 @@ pub(crate) fn setup(xprt: &Xprt, min_reqs: u32) -> Result {
         let req = Unlisted::alloc(xprt).ok_or(ENOMEM)?;
         reqs.push(req, kernel::alloc::flags::GFP_KERNEL)?;
     }
-    let pool = PoolGuard::lock(xprt);
+    let pool = xprt.lock_bc_pool();
     for req in reqs {
         // SAFETY: `Unlisted::alloc(xprt)` made it a request of this
         // transport.
-        unsafe { pool.push(req) };
+        unsafe { push(&pool, req) };
     }
-    // SAFETY: the lock is held.
-    unsafe { (*pool.raw()).bc_alloc_max += n as u32 };
+    pool.set_alloc_max(pool.alloc_max() + n as u32);
     Ok(())
 }
 
@@ -196,24 +157,20 @@ pub(crate) fn destroy(xprt: &Xprt, max_reqs: u32) {
     if max_reqs == 0 {
         return;
     }
-    let pool = PoolGuard::lock(xprt);
-    let x = pool.raw();
-    let mut left = max_reqs;
-    // SAFETY: the lock is held; the requests on the list are free ones of
-    // this transport, which nobody else uses.
-    unsafe {
-        (*x).bc_alloc_max -= max_reqs.min((*x).bc_alloc_max);
-        while left > 0 {
-            let req = sys::xv_bc_pa_first(x);
-            if req.is_null() {
-                break;
-            }
-            sys::xv_bc_pa_del(req);
-            drop(Unlisted::from_raw(req));
-            (*x).bc_alloc_count -= 1;
-            sys::xv_bc_slot_count_add(x, -1);
-            left -= 1;
-        }
+    let pool = xprt.lock_bc_pool();
+    pool.set_alloc_max(pool.alloc_max() - max_reqs.min(pool.alloc_max()));
+    for _ in 0..max_reqs {
+        let Some(req) = pool.first() else {
+            break;
+        };
+        let req = req.as_raw();
+        // SAFETY: `req` is on the pool's list.
+        unsafe { pool.del(req) };
+        // SAFETY: a free request of the pool, from `Unlisted::alloc()`, which
+        // left the list above and which nobody else uses.
+        drop(unsafe { Unlisted::from_raw(req) });
+        pool.set_alloc_count(pool.alloc_count() - 1);
+        pool.add_slot_count(-1);
     }
 }
 
@@ -224,13 +181,14 @@ pub(crate) fn lookup(xprt: &Xprt, xid: u32, continued: bool) -> Option<&Rqst> {
     let mut new = None;
     loop {
         let found = {
-            let pool = PoolGuard::lock(xprt);
-            if continued {
-                pool.find(xid)
+            let pool = xprt.lock_bc_pool();
+            let req = if continued {
+                find(&pool, xprt, xid)
             } else {
                 // SAFETY: `new`, if any, is from `Unlisted::alloc(xprt)`.
-                unsafe { pool.take(xid, &mut new) }
-            }
+                unsafe { take(&pool, xprt, xid, &mut new) }
+            };
+            req.map(Rqst::as_raw)
         };
         let had_spare = new.is_some();
         // A spare the pool did not take is freed.
@@ -251,37 +209,24 @@ pub(crate) fn lookup(xprt: &Xprt, xid: u32, continued: bool) -> Option<&Rqst> {
 /// Hands a received callback of `copied` bytes to the callback service.
 pub(crate) fn complete(xprt: &Xprt, req: &Rqst, copied: usize) {
     let serv = xprt.bc_serv();
-    let raw = req.as_raw();
     {
-        let pool = PoolGuard::lock(xprt);
-        // SAFETY: the lock is held; `req` is on the pool's list.
-        unsafe {
-            sys::xv_bc_pa_del(raw);
-            (*pool.raw()).bc_alloc_count -= 1;
-        }
+        let pool = xprt.lock_bc_pool();
+        // SAFETY: `req` is on the pool's list.
+        unsafe { pool.del(req.as_raw()) };
+        pool.set_alloc_count(pool.alloc_count() - 1);
     }
+    // SAFETY: `req` left the pool; the receive worker, the caller, owns it
+    // until it is queued below.
+    unsafe { req.bc_set_in_use(copied) };
     // `serv` is live: receiving chose the backchannel only once the NFS
     // client had set it, and the client keeps it while the transport
     // carries its sessions.
-    // SAFETY: `req` left the pool, so the callback service owns it, with a
-    // transport reference that `free` drops; `serv` is live (above).
+    // SAFETY: the callback service owns `req` from here, with a transport
+    // reference that `free` drops; `serv` is live (above).
     unsafe {
-        (*raw).rq_private_buf.len = copied as u32;
-        sys::xv_bc_set_in_use(raw);
         sys::xprt_get(xprt.as_raw());
-        sys::xv_bc_enqueue(serv, raw);
+        sys::xv_bc_enqueue(serv, req.as_raw());
     }
-}
-
-/// Resets a request's buffer to its one empty page.
-fn reinit_xdr_buf(buf: &mut sys::xdr_buf) {
-    buf.head[0].iov_len = PAGE_SIZE;
-    buf.tail[0].iov_len = 0;
-    buf.pages = ptr::null_mut();
-    buf.page_len = 0;
-    buf.flags = 0;
-    buf.len = 0;
-    buf.buflen = PAGE_SIZE as u32;
 }
 
 /// `bc_free_rqst`: the callback service is done with `req`; it goes back to
@@ -292,33 +237,28 @@ fn reinit_xdr_buf(buf: &mut sys::xdr_buf) {
 /// `req` is a request [`complete`] handed to the callback service, which
 /// no longer uses it.
 pub(crate) unsafe fn free(req: *mut sys::rpc_rqst) {
-    // SAFETY: by the caller's guarantee `req` is ours again; its transport
-    // is live while the reference `complete` took is held.
-    let xprt = unsafe { Xprt::from_raw((*req).rq_xprt) };
-    // SAFETY: `req` is ours again and on no list (the caller's guarantee),
-    // `xprt` is live (above); the barriers of `xv_bc_clear_in_use()` order
-    // the cookie before the bit, as `xprt_free_bc_rqst()` does.
-    unsafe {
-        (*req).rq_connect_cookie = (*xprt.as_raw()).connect_cookie.wrapping_sub(1);
-        sys::xv_bc_clear_in_use(req);
-    }
     // SAFETY: `req` came from the pool, is on no list and nothing else uses
     // it any more (the caller's guarantee).
     let unlisted = unsafe { Unlisted::from_raw(req) };
+    // SAFETY: its transport is live while the reference `complete` took is
+    // held.
+    let xprt = unsafe { Xprt::from_raw(unlisted.rqst().xprt_raw()) };
+    // SAFETY: the request is ours (`Unlisted`) and on no list.
+    unsafe {
+        unlisted
+            .rqst()
+            .bc_clear_in_use(xprt.connect_cookie().wrapping_sub(1))
+    };
     let spare = {
-        let pool = PoolGuard::lock(xprt);
-        let x = pool.raw();
-        // SAFETY: the lock is held; `req` is on no list, and ours.
-        unsafe {
-            if (*x).bc_alloc_count < (*x).bc_alloc_max {
-                reinit_xdr_buf(&mut (*req).rq_snd_buf);
-                reinit_xdr_buf(&mut (*req).rq_rcv_buf);
-                (*req).rq_rcv_buf.len = PAGE_SIZE as u32;
-                pool.push(unlisted);
-                None
-            } else {
-                Some(unlisted)
-            }
+        let pool = xprt.lock_bc_pool();
+        if pool.alloc_count() < pool.alloc_max() {
+            // SAFETY: the request is ours (`Unlisted`) and on no list.
+            unsafe { unlisted.rqst().bc_reinit() };
+            // SAFETY: a request of this transport, which it came from.
+            unsafe { push(&pool, unlisted) };
+            None
+        } else {
+            Some(unlisted)
         }
     };
     // The last session went away while `req` was in use: it is freed.

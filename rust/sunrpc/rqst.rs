@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A request of an `rpc_xprt` (`struct rpc_rqst`) and the walks over its
-//! XDR buffers (`struct xdr_buf`) that send and receive records.
+//! A request of an `rpc_xprt` (`struct rpc_rqst`), the walks over its
+//! XDR buffers (`struct xdr_buf`) that send and receive records, and the
+//! fields of the backchannel pool's requests.
 
 use core::mem::size_of;
 use core::ptr;
@@ -10,6 +11,8 @@ use kernel::error::{code::*, Result};
 use kernel::types::Opaque;
 
 use super::xprt::QueueLocked;
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+use super::xprt::{BcPoolLocked, Xprt};
 use crate::sys;
 use crate::vsock::{Socket, ZeroCopy};
 
@@ -231,6 +234,126 @@ impl Rqst {
         // SAFETY: the tail describes live memory of the request.
         unsafe { sock.send_kvecs(&[tail], tail.iov_len, skip) }
     }
+}
+
+/// The requests of a backchannel pool ([`super::bc_pool`]): the pool owns
+/// one while it is on no list and reaches it under `bc_pa_lock`
+/// ([`BcPoolLocked`]) while it is on the pool's list; the callback service
+/// owns it in between.
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+impl Rqst {
+    /// Makes a new request one of `xprt`, with a page to receive a
+    /// callback in and one for the reply; false if a page cannot be had.
+    ///
+    /// # Safety
+    ///
+    /// The request must be zeroed and nobody else's.
+    pub(crate) unsafe fn init_bc(&self, xprt: &Xprt) -> bool {
+        let req = self.as_raw();
+        // SAFETY: the request is nobody else's (the caller's guarantee).
+        unsafe {
+            (*req).rq_xprt = xprt.as_raw();
+            let rcv = sys::xv_bc_alloc_xdr_page(ptr::addr_of_mut!((*req).rq_rcv_buf));
+            (*req).rq_rcv_buf.len = kernel::page::PAGE_SIZE as u32;
+            rcv && sys::xv_bc_alloc_xdr_page(ptr::addr_of_mut!((*req).rq_snd_buf))
+        }
+    }
+
+    /// Frees the pages of the request's buffers.
+    ///
+    /// # Safety
+    ///
+    /// The request must be nobody else's, and the buffers' heads the pages
+    /// [`Rqst::init_bc`] allocated, or null; they are not used after.
+    pub(crate) unsafe fn free_bc_pages(&self) {
+        let req = self.as_raw();
+        // SAFETY: by the caller's guarantee.
+        unsafe {
+            sys::xv_bc_free_xdr_page(ptr::addr_of_mut!((*req).rq_rcv_buf));
+            sys::xv_bc_free_xdr_page(ptr::addr_of_mut!((*req).rq_snd_buf));
+        }
+    }
+
+    /// Whether the request of the pool is filling with the callback `xid`
+    /// on the connection `cookie`.
+    pub(crate) fn bc_is_filling(&self, _pool: &BcPoolLocked<'_>, xid: u32, cookie: u32) -> bool {
+        let req = self.as_raw();
+        // SAFETY: the request is on the pool's list, whose lock (the token)
+        // guards it.
+        unsafe { (*req).rq_connect_cookie == cookie && (*req).rq_xid == xid }
+    }
+
+    /// Makes a free request of the pool receive the callback `xid` on the
+    /// connection `cookie`.
+    pub(crate) fn bc_start(&self, _pool: &BcPoolLocked<'_>, xid: u32, cookie: u32) {
+        let req = self.as_raw();
+        // SAFETY: the request is on the pool's list, whose lock (the token)
+        // guards it.
+        unsafe {
+            (*req).rq_reply_bytes_recvd = 0;
+            (*req).rq_private_buf = (*req).rq_rcv_buf;
+            (*req).rq_xid = xid;
+            (*req).rq_connect_cookie = cookie;
+        }
+    }
+
+    /// Records a received callback of `copied` bytes and marks the request
+    /// in use, for the callback service.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the request, which left the pool's list.
+    pub(crate) unsafe fn bc_set_in_use(&self, copied: usize) {
+        let req = self.as_raw();
+        // SAFETY: the request is the caller's (the caller's guarantee).
+        unsafe {
+            (*req).rq_private_buf.len = copied as u32;
+            sys::xv_bc_set_in_use(req);
+        }
+    }
+
+    /// Stamps the request with `cookie`, a connection's that is over, and
+    /// clears its in-use bit; barriers order the two, as
+    /// `xprt_free_bc_rqst()` does.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the request, which is on no list.
+    pub(crate) unsafe fn bc_clear_in_use(&self, cookie: u32) {
+        let req = self.as_raw();
+        // SAFETY: the request is the caller's (the caller's guarantee).
+        unsafe {
+            (*req).rq_connect_cookie = cookie;
+            sys::xv_bc_clear_in_use(req);
+        }
+    }
+
+    /// Resets both buffers to their one empty page, for the next callback.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the request, which is on no list.
+    pub(crate) unsafe fn bc_reinit(&self) {
+        let req = self.as_raw();
+        // SAFETY: the request is the caller's (the caller's guarantee).
+        unsafe {
+            reinit_xdr_buf(&mut (*req).rq_snd_buf);
+            reinit_xdr_buf(&mut (*req).rq_rcv_buf);
+            (*req).rq_rcv_buf.len = kernel::page::PAGE_SIZE as u32;
+        }
+    }
+}
+
+/// Resets a request's buffer to its one empty page.
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+fn reinit_xdr_buf(buf: &mut sys::xdr_buf) {
+    buf.head[0].iov_len = kernel::page::PAGE_SIZE;
+    buf.tail[0].iov_len = 0;
+    buf.pages = ptr::null_mut();
+    buf.page_len = 0;
+    buf.flags = 0;
+    buf.len = 0;
+    buf.buflen = kernel::page::PAGE_SIZE as u32;
 }
 
 fn page_count(buf: &sys::xdr_buf) -> usize {

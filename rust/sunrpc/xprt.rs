@@ -189,6 +189,112 @@ impl<'a> XprtLocked<'a> {
     }
 }
 
+/// Holds a transport's `bc_pa_lock` while it lives: the proof that the
+/// list and counters of its pool of callback requests
+/// ([`super::bc_pool`]) may be used; [`Xprt::lock_bc_pool`] takes it.
+///
+/// # Invariants
+///
+/// The `bc_pa_lock` of `self.0` is held, by this value, while it lives.
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+pub(crate) struct BcPoolLocked<'a>(&'a Xprt);
+
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+impl BcPoolLocked<'_> {
+    /// The first request on the pool's list.
+    pub(crate) fn first(&self) -> Option<&Rqst> {
+        // SAFETY: the transport is live and the lock held (type invariants).
+        let req = unsafe { sys::xv_bc_pa_first(self.0.as_raw()) };
+        // SAFETY: a request on the list stays there, allocated, while the
+        // lock is held, which the borrow of `self` does not outlast.
+        (!req.is_null()).then(|| unsafe { Rqst::from_raw(req) })
+    }
+
+    /// The first request on the pool's list for which `f` is true.
+    pub(crate) fn find(&self, f: impl Fn(&Rqst) -> bool) -> Option<&Rqst> {
+        let x = self.0.as_raw();
+        let mut req = self.first()?;
+        while !f(req) {
+            // SAFETY: the lock is held (type invariant) and `req` is on the
+            // list, as `first` and this walk found it.
+            let next = unsafe { sys::xv_bc_pa_next(x, req.as_raw()) };
+            if next.is_null() {
+                return None;
+            }
+            // SAFETY: as in `first`.
+            req = unsafe { Rqst::from_raw(next) };
+        }
+        Some(req)
+    }
+
+    /// Puts `req` at the end of the pool's list.
+    ///
+    /// # Safety
+    ///
+    /// `req` must be a live request of this transport, on no list, that
+    /// the pool then owns.
+    pub(crate) unsafe fn add_tail(&self, req: *mut sys::rpc_rqst) -> &Rqst {
+        // SAFETY: the lock is held (type invariant); `req` is a request of
+        // this transport on no list (the caller's guarantee).
+        unsafe { sys::xv_bc_pa_add_tail(self.0.as_raw(), req) };
+        // SAFETY: as in `first`: `req` is on the list now.
+        unsafe { Rqst::from_raw(req) }
+    }
+
+    /// Takes `req` off the pool's list.
+    ///
+    /// # Safety
+    ///
+    /// `req` must be on this pool's list.
+    pub(crate) unsafe fn del(&self, req: *mut sys::rpc_rqst) {
+        // SAFETY: the lock is held (type invariant) and `req` on the list
+        // (the caller's guarantee).
+        unsafe { sys::xv_bc_pa_del(req) };
+    }
+
+    /// `bc_alloc_count`: requests on the pool's list.
+    pub(crate) fn alloc_count(&self) -> u32 {
+        // SAFETY: the transport is live and `bc_pa_lock`, which guards the
+        // field, held (type invariants).
+        unsafe { (*self.0.as_raw()).bc_alloc_count }
+    }
+
+    pub(crate) fn set_alloc_count(&self, n: u32) {
+        // SAFETY: as in `alloc_count`.
+        unsafe { (*self.0.as_raw()).bc_alloc_count = n };
+    }
+
+    /// `bc_alloc_max`: requests the sessions asked for.
+    pub(crate) fn alloc_max(&self) -> u32 {
+        // SAFETY: as in `alloc_count`.
+        unsafe { (*self.0.as_raw()).bc_alloc_max }
+    }
+
+    pub(crate) fn set_alloc_max(&self, n: u32) {
+        // SAFETY: as in `alloc_count`.
+        unsafe { (*self.0.as_raw()).bc_alloc_max = n };
+    }
+
+    /// `bc_slot_count`: requests the transport holds, in use or not.
+    pub(crate) fn slot_count(&self) -> i32 {
+        // SAFETY: the transport is live (type invariant); an atomic read.
+        unsafe { sys::xv_bc_slot_count(self.0.as_raw()) }
+    }
+
+    pub(crate) fn add_slot_count(&self, n: i32) {
+        // SAFETY: the transport is live (type invariant); an atomic add.
+        unsafe { sys::xv_bc_slot_count_add(self.0.as_raw(), n) };
+    }
+}
+
+#[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+impl Drop for BcPoolLocked<'_> {
+    fn drop(&mut self) {
+        // SAFETY: held by this value (type invariant).
+        unsafe { sys::xv_bc_pa_unlock(self.0.as_raw()) };
+    }
+}
+
 /// A transport's `struct rpc_xprt`, of the client transport or of nfsd's
 /// backchannel.
 ///
@@ -383,6 +489,15 @@ impl Xprt {
         };
     }
 
+    /// The cookie of the current connection, which the socket callbacks
+    /// bump.
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    pub(crate) fn connect_cookie(&self) -> u32 {
+        // SAFETY: the transport is live (type invariant); the counter is
+        // read through the pointer, racily, as the core reads it.
+        unsafe { (*self.as_raw()).connect_cookie }
+    }
+
     pub(crate) fn connect_count(&self) -> usize {
         // SAFETY: the transport is live (type invariant); the counter is
         // read through the pointer, racily, as the core reads it.
@@ -486,6 +601,16 @@ impl Xprt {
         // SAFETY: locked above.
         unsafe { sys::xv_xprt_queue_unlock(self.as_raw()) };
         r
+    }
+
+    /// Takes `bc_pa_lock`, the lock of the pool of callback requests.
+    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+    pub(crate) fn lock_bc_pool(&self) -> BcPoolLocked<'_> {
+        // SAFETY: the transport is live (type invariant); the returned value
+        // unlocks it when dropped.
+        unsafe { sys::xv_bc_pa_lock(self.as_raw()) };
+        // INVARIANT: locked just above.
+        BcPoolLocked(self)
     }
 
     pub(crate) fn warn_ratelimited(&self, what: &kernel::str::CStr) {
