@@ -138,7 +138,7 @@ impl Transport {
         if data.is_null() {
             return None;
         }
-        // SAFETY: `attach()` stores the transport; `detach()`, which runs
+        // SAFETY: `hook()` stores the transport; `unhook()`, which runs
         // before the transport is freed (in `close`, which `destroy` calls),
         // clears it under the callback lock that `sk` holds for reading.
         // `sk` lives no longer than this callback, so neither does the
@@ -213,10 +213,9 @@ impl Transport {
             *self.xmit_offset.get() = 0;
             *self.sock_zerocopy.get() = None;
         }
-        let mut old = old;
-        if let Some(sock) = old.as_mut() {
+        if let Some(sock) = old.as_ref() {
             // No callback sees this transport once this returns.
-            sock.detach();
+            sock.unhook();
         }
         old
     }

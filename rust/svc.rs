@@ -47,7 +47,7 @@ use crate::sunrpc::svc_xprt::SvcXprt;
 #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
 use crate::sunrpc::xprt::XprtClass;
 use crate::sys;
-use crate::vsock::{CallbackSock, Callbacks, SavedCallbacks, Socket, ZeroCopy};
+use crate::vsock::{CallbackSock, Callbacks, Socket, ZeroCopy};
 
 /// The "vsock" class registered with SUNRPC while the module is loaded, and
 /// the class of nfsd's backchannel on its connections.
@@ -93,16 +93,14 @@ impl Drop for Registration {
 /// such an instance, initialised by `svc_xprt_init()`. From `publish` until
 /// `unhook` (in `xpo_detach`, or at the latest in `xpo_free`) the socket's
 /// `sk_user_data` is the instance, and its callbacks are ours, chaining to
-/// `own`. `conn` is `None` exactly for a listener. The Rust state needs no
-/// more than its own mutexes: SUNRPC's `XPT_BUSY` and `xpt_mutex` already
-/// serialise receives and sends.
+/// the socket's own. `conn` is `None` exactly for a listener. The Rust
+/// state needs no more than its own mutexes: SUNRPC's `XPT_BUSY` and
+/// `xpt_mutex` already serialise receives and sends.
 #[pin_data]
 struct SvcVsock {
     #[pin]
     xprt: Opaque<sys::svc_xprt>,
     sock: Socket,
-    /// The socket's own callbacks, which ours chain to.
-    own: SavedCallbacks,
     /// `None` for a listener.
     conn: Option<Pin<KBox<Conn>>>,
 }
@@ -183,7 +181,7 @@ impl SvcVsock {
     /// `xpo_detach`: stops the callbacks and, for a connection, tells the
     /// peer it is closed.
     fn detach(&self) {
-        self.sock.unhook(&self.own);
+        self.sock.unhook();
         if self.conn.is_some() {
             self.sock.shutdown();
         }
@@ -264,6 +262,6 @@ unsafe extern "C" fn xv_svc_free(xprt: *mut sys::svc_xprt) {
         <Pin<KBox<SvcVsock>>>::from_foreign(xprt.cast::<u8>().sub(offset).cast::<c_void>())
     };
     // `xpo_detach` normally did this; no callback may outlive the instance.
-    this.sock.unhook(&this.own);
+    this.sock.unhook();
     drop(this);
 }

@@ -3,6 +3,7 @@
 //! Kernel AF_VSOCK stream sockets.
 
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::error::{to_result, Result};
 
@@ -19,10 +20,15 @@ pub(crate) const BUFFER_LEN: u64 = 2 << 20;
 /// # Invariants
 ///
 /// `sock` points to a live `struct socket` created by `sock_create_kern()`
-/// that this value owns: nothing else releases it.
+/// or `kernel_accept()` that this value owns: nothing else releases it.
+/// `own` holds the callbacks it had then; while `hooked` is false its
+/// callbacks are those.
 pub(crate) struct Socket {
     sock: NonNull<sys::socket>,
-    saved: Option<SavedCallbacks>,
+    /// The socket's own callbacks, which [`Socket::unhook`] puts back.
+    own: SavedCallbacks,
+    /// Whether [`Socket::hook`] installed callbacks.
+    hooked: AtomicBool,
 }
 
 impl Socket {
@@ -50,17 +56,41 @@ impl Socket {
         // SAFETY: `sock` was just created and is not shared yet, so its lock
         // is neither held nor contended.
         unsafe { sys::xv_sock_reclassify(sock.as_ptr()) };
-        // INVARIANT: `sock_create_kern()` succeeded and handed `sock` to us.
-        let this = Self { sock, saved: None };
+        // SAFETY: `sock_create_kern()` succeeded and handed `sock` to us.
+        let this = unsafe { Self::from_owned(sock) };
         // SAFETY: `sock` is live; a listener's accepted sockets inherit it.
         to_result(unsafe { sys::xv_sock_set_buffer_size(this.sock.as_ptr(), BUFFER_LEN) })?;
         Ok(this)
+    }
+
+    /// Takes `sock` over and records its own callbacks.
+    ///
+    /// # Safety
+    ///
+    /// `sock` must be a live socket from `sock_create_kern()` or
+    /// `kernel_accept()` that the caller hands over: nothing else releases
+    /// it.
+    unsafe fn from_owned(sock: NonNull<sys::socket>) -> Self {
+        // SAFETY: `sock` is live (the caller's guarantee); `sk` is set at
+        // creation and stays until release.
+        let sk = unsafe { (*sock.as_ptr()).sk };
+        // SAFETY: `sk` is live and not locked by this thread.
+        let _lock = unsafe { SockLock::new(sk) };
+        // SAFETY: `sk` is live and locked.
+        let own = unsafe { SavedCallbacks::of(sk) };
+        // INVARIANT: `sock` is ours (the caller's guarantee) and has its own
+        // callbacks, recorded in `own`.
+        Self {
+            sock,
+            own,
+            hooked: AtomicBool::new(false),
+        }
     }
 }
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        self.detach();
+        self.unhook();
         // SAFETY: by the type invariant the socket is live and ours alone.
         unsafe { sys::sock_release(self.sock.as_ptr()) };
     }
@@ -265,9 +295,9 @@ impl Socket {
             sys::kernel_accept(self.sock.as_ptr(), &mut newsock, sys::O_NONBLOCK as i32)
         })?;
         let sock = NonNull::new(newsock).ok_or(kernel::error::code::ENOMEM)?;
-        // INVARIANT: `kernel_accept()` succeeded and handed `sock` to us. Its
+        // SAFETY: `kernel_accept()` succeeded and handed `sock` to us. Its
         // lock keeps vsock's class: vsock may already be using it.
-        Ok(Self { sock, saved: None })
+        Ok(unsafe { Self::from_owned(sock) })
     }
 
     fn name(&self, peer: bool) -> Result<crate::addr::VsockAddr> {
@@ -325,33 +355,27 @@ impl Socket {
     }
 }
 
-/// Socket callbacks: the one way to install and remove them.
+/// Socket callbacks: one pair, [`Socket::hook`] and [`Socket::unhook`],
+/// for both sides.
 ///
-/// A client transport owns its socket and replaces it under its own lock,
-/// so [`Socket::attach`] keeps the socket's own callbacks in the socket and
-/// dropping it detaches them. A server transport shares its socket with
-/// callbacks from the moment it publishes it and chains to the socket's own
-/// callbacks, so it takes them with [`Socket::own_callbacks`] and uses
-/// [`Socket::hook`] and [`Socket::unhook`], which take `&self`. Both go
-/// through `swap_callbacks`.
+/// A socket records its own callbacks when it is created or accepted.
+/// `hook` installs a transport's, `unhook` puts the socket's own back, and
+/// dropping the socket unhooks it. Both take `&self`, because a server
+/// transport shares its socket with callbacks from the moment it publishes
+/// it; its callbacks chain to the socket's own ([`Socket::own_callbacks`]),
+/// the client's do not.
 impl Socket {
     /// The one place callbacks are installed and removed: sets
     /// `sk_user_data` to `user_data` and the callbacks to `new`, under both
     /// the socket lock and the callback lock, so that no callback runs
-    /// meanwhile; returns the callbacks replaced. Once this returns no
-    /// callback is running with, or will see, the old `sk_user_data`.
-    fn swap_callbacks(
-        &self,
-        user_data: *mut core::ffi::c_void,
-        new: SavedCallbacks,
-    ) -> SavedCallbacks {
+    /// meanwhile. Once this returns no callback is running with, or will
+    /// see, the old `sk_user_data`.
+    fn set_callbacks(&self, user_data: *mut core::ffi::c_void, new: SavedCallbacks) {
         let sk = self.sk();
         // SAFETY: `sk` is live and not locked by this thread.
         let _lock = unsafe { SockLock::new(sk) };
         // SAFETY: `sk` is live; this thread takes its callback lock only here.
         let _cb = unsafe { CallbackWriteLock::new(sk) };
-        // SAFETY: `sk` is live and locked.
-        let old = unsafe { SavedCallbacks::of(sk) };
         // SAFETY: `sk` is live and both locks are held: no callback runs.
         unsafe {
             (*sk).sk_user_data = user_data;
@@ -360,32 +384,6 @@ impl Socket {
             (*sk).sk_write_space = new.write_space;
             (*sk).sk_error_report = new.error_report;
         }
-        old
-    }
-
-    /// Installs `callbacks` with `user_data` as `sk_user_data`, keeping the
-    /// socket's own callbacks for [`Socket::detach`], which dropping the
-    /// socket also does.
-    pub(crate) fn attach(&mut self, user_data: *mut core::ffi::c_void, callbacks: &Callbacks) {
-        self.saved = Some(self.swap_callbacks(user_data, callbacks.into()));
-    }
-
-    /// Undoes [`Socket::attach`]. Once this returns no callback is running
-    /// with, or will see, the old `sk_user_data`.
-    pub(crate) fn detach(&mut self) {
-        if let Some(saved) = self.saved.take() {
-            self.swap_callbacks(ptr::null_mut(), saved);
-        }
-    }
-
-    /// The socket's current callbacks, for [`Socket::unhook`] and for
-    /// chaining from the transport's own.
-    pub(crate) fn own_callbacks(&self) -> SavedCallbacks {
-        let sk = self.sk();
-        // SAFETY: `sk` is live and not locked by this thread.
-        let _lock = unsafe { SockLock::new(sk) };
-        // SAFETY: `sk` is live and locked.
-        unsafe { SavedCallbacks::of(sk) }
     }
 
     /// Installs `callbacks` with `user_data` as `sk_user_data`.
@@ -393,15 +391,22 @@ impl Socket {
     /// The callbacks may run as soon as this returns, until
     /// [`Socket::unhook`] returns.
     pub(crate) fn hook(&self, user_data: *mut core::ffi::c_void, callbacks: &Callbacks) {
-        // The socket's own were taken with `own_callbacks`.
-        self.swap_callbacks(user_data, callbacks.into());
+        self.set_callbacks(user_data, callbacks.into());
+        self.hooked.store(true, Ordering::Relaxed);
     }
 
-    /// Puts back `own`, the callbacks [`Socket::own_callbacks`] returned
-    /// before [`Socket::hook`]. Once this returns no callback is running
-    /// with, or will see, the hooked `sk_user_data`.
-    pub(crate) fn unhook(&self, own: &SavedCallbacks) {
-        self.swap_callbacks(ptr::null_mut(), *own);
+    /// Puts the socket's own callbacks back if [`Socket::hook`] replaced
+    /// them. Once this returns no callback is running with, or will see,
+    /// the hooked `sk_user_data`.
+    pub(crate) fn unhook(&self) {
+        if self.hooked.swap(false, Ordering::Relaxed) {
+            self.set_callbacks(ptr::null_mut(), self.own);
+        }
+    }
+
+    /// The socket's own callbacks, for a transport's callbacks to chain to.
+    pub(crate) fn own_callbacks(&self) -> &SavedCallbacks {
+        &self.own
     }
 }
 
@@ -622,7 +627,7 @@ impl CallbackSock {
         Self { sk }
     }
 
-    /// The `sk_user_data` installed by [`Socket::attach`], or null.
+    /// The `sk_user_data` installed by [`Socket::hook`], or null.
     pub(crate) fn user_data(&self) -> *mut core::ffi::c_void {
         // SAFETY: `sk` is live; the callback lock guards `sk_user_data`.
         unsafe { (*self.sk).sk_user_data }

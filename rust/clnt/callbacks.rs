@@ -27,14 +27,14 @@ pub(super) static CALLBACKS: Callbacks = Callbacks {
 ///
 /// # Safety
 ///
-/// Only called by vsock, as `sk_data_ready` of a socket `attach()` hooked,
-/// for that live socket, which it has locked.
+/// Only called by vsock, as `sk_data_ready` of a socket `hook()` gave our
+/// callbacks, for that live socket, which it has locked.
 unsafe extern "C" fn xv_clnt_data_ready(sk: *mut sys::sock) {
     // SAFETY: vsock passes the live socket that received data, whose
     // callback lock this thread does not hold; `sk` ends with this call.
     let sk = unsafe { CallbackSock::new(sk) };
     // SAFETY: this runs as `sk_data_ready` of `sk`, so its user data, if
-    // any, is the transport `attach()` stored.
+    // any, is the transport `hook()` stored.
     let Some(t) = (unsafe { Transport::from_sock(&sk) }) else {
         return;
     };
@@ -52,14 +52,14 @@ unsafe extern "C" fn xv_clnt_data_ready(sk: *mut sys::sock) {
 ///
 /// # Safety
 ///
-/// Only called by vsock, as `sk_state_change` of a socket `attach()`
-/// hooked, for that live socket, which it has locked.
+/// Only called by vsock, as `sk_state_change` of a socket `hook()` gave
+/// our callbacks, for that live socket, which it has locked.
 unsafe extern "C" fn xv_clnt_state_change(sk: *mut sys::sock) {
     // SAFETY: vsock passes the live socket whose state changed, whose
     // callback lock this thread does not hold; `sk` ends with this call.
     let sk = unsafe { CallbackSock::new(sk) };
     // SAFETY: this runs as `sk_state_change` of `sk`, so its user data, if
-    // any, is the transport `attach()` stored.
+    // any, is the transport `hook()` stored.
     let Some(t) = (unsafe { Transport::from_sock(&sk) }) else {
         return;
     };
@@ -87,14 +87,14 @@ unsafe extern "C" fn xv_clnt_state_change(sk: *mut sys::sock) {
 ///
 /// # Safety
 ///
-/// Only called by vsock, as `sk_write_space` of a socket `attach()` hooked,
-/// for that live socket, which it has locked.
+/// Only called by vsock, as `sk_write_space` of a socket `hook()` gave our
+/// callbacks, for that live socket, which it has locked.
 unsafe extern "C" fn xv_clnt_write_space(sk: *mut sys::sock) {
     // SAFETY: vsock passes the live socket that got credit, whose callback
     // lock this thread does not hold; `sk` ends with this call.
     let sk = unsafe { CallbackSock::new(sk) };
     // SAFETY: this runs as `sk_write_space` of `sk`, so its user data, if
-    // any, is the transport `attach()` stored.
+    // any, is the transport `hook()` stored.
     let Some(t) = (unsafe { Transport::from_sock(&sk) }) else {
         return;
     };
@@ -109,15 +109,15 @@ unsafe extern "C" fn xv_clnt_write_space(sk: *mut sys::sock) {
 ///
 /// # Safety
 ///
-/// Only called by vsock, as `sk_error_report` of a socket `attach()`
-/// hooked, for that live socket; not always locked (a virtio device reset
-/// reports without the lock).
+/// Only called by vsock, as `sk_error_report` of a socket `hook()` gave
+/// our callbacks, for that live socket; not always locked (a virtio device
+/// reset reports without the lock).
 unsafe extern "C" fn xv_clnt_error_report(sk: *mut sys::sock) {
     // SAFETY: vsock passes the live socket that failed, whose callback lock
     // this thread does not hold; `sk` ends with this call.
     let sk = unsafe { CallbackSock::new(sk) };
     // SAFETY: this runs as `sk_error_report` of `sk`, so its user data, if
-    // any, is the transport `attach()` stored; the callback lock, not the
+    // any, is the transport `hook()` stored; the callback lock, not the
     // socket lock, keeps it valid.
     let Some(t) = (unsafe { Transport::from_sock(&sk) }) else {
         return;

@@ -61,11 +61,11 @@ impl Transport {
     fn start_connect(&self, locked: &mut XprtLocked<'_>) -> Result {
         let x = self.xprt();
         drop(self.replace_sock(locked, None));
-        let mut sock = Socket::new_stream()?;
+        let sock = Socket::new_stream()?;
         if x.resvport() {
             self.bind_resvport(locked, &sock)?;
         }
-        sock.attach(ptr::from_ref(self).cast_mut().cast::<c_void>(), &CALLBACKS);
+        sock.hook(ptr::from_ref(self).cast_mut().cast::<c_void>(), &CALLBACKS);
         self.set_flag(CONNECTING);
         x.start_connect_stats();
         let (cid, port) = x.peer();

@@ -36,7 +36,7 @@ unsafe extern "C" fn listener_data_ready(sk: *mut sys::sock) {
     let Some(this) = (unsafe { SvcVsock::from_callback(&sk) }) else {
         return;
     };
-    this.own.data_ready(&sk);
+    this.sock.own_callbacks().data_ready(&sk);
     // A new connection is ready to accept.
     if sk.is_listening() {
         this.xprt().set(Flag::CONN);
@@ -55,7 +55,7 @@ unsafe extern "C" fn conn_data_ready(sk: *mut sys::sock) {
     let Some(this) = (unsafe { SvcVsock::from_callback(&sk) }) else {
         return;
     };
-    this.own.data_ready(&sk);
+    this.sock.own_callbacks().data_ready(&sk);
     if !this.xprt().test_and_set(Flag::DATA) {
         this.xprt().enqueue();
     }
@@ -72,7 +72,7 @@ unsafe extern "C" fn state_change(sk: *mut sys::sock) {
     let Some(this) = (unsafe { SvcVsock::from_callback(&sk) }) else {
         return;
     };
-    this.own.state_change(&sk);
+    this.sock.own_callbacks().state_change(&sk);
     if this.conn.is_none() {
         return;
     }
@@ -99,7 +99,7 @@ unsafe extern "C" fn write_space(sk: *mut sys::sock) {
         return;
     };
     // Wakes a reply waiting for credit.
-    this.own.write_space(&sk);
+    this.sock.own_callbacks().write_space(&sk);
     if this.conn.is_some() {
         this.xprt().enqueue();
     }
@@ -116,7 +116,7 @@ unsafe extern "C" fn error_report(sk: *mut sys::sock) {
     let Some(this) = (unsafe { SvcVsock::from_callback(&sk) }) else {
         return;
     };
-    this.own.error_report(&sk);
+    this.sock.own_callbacks().error_report(&sk);
     // vsock reports a reset connection (for one, on receive-queue
     // overflow) this way.
     if this.conn.is_some() {

@@ -34,7 +34,6 @@ impl SvcVsock {
         sock.bind_addr(addr)?;
         sock.listen(LISTEN_BACKLOG)?;
         let local = sock.local_addr()?;
-        let own = sock.own_callbacks();
         let flags = [
             Flag::LISTENER,
             Flag::CONN,
@@ -45,7 +44,6 @@ impl SvcVsock {
             pin_init!(Self {
                 xprt <- owner.init_xprt(local, None, &flags),
                 sock,
-                own,
                 conn: None,
             }),
             GFP_KERNEL,
@@ -88,7 +86,6 @@ impl SvcVsock {
             GFP_KERNEL,
         )
         .ok()?;
-        let own = sock.own_callbacks();
         let all = [Flag::CACHE_AUTH, Flag::CONG_CTRL, Flag::DATA, Flag::LOCAL];
         // LOCAL: the loopback transport, the peer runs on this kernel.
         let flags = if peer.cid == addr::CID_LOCAL {
@@ -100,7 +97,6 @@ impl SvcVsock {
             pin_init!(Self {
                 xprt <- owner.init_xprt(local, Some(peer), flags),
                 sock,
-                own,
                 conn: Some(conn),
             }),
             GFP_KERNEL,
