@@ -80,6 +80,10 @@ fn init_reestablish_to() -> Jiffies {
 /// [`CLNT_OPS`], `recv_mutex` and the work items are initialised, and
 /// every transport holds one reference on the module.
 ///
+/// A socket the connect worker hooked has the transport as `sk_user_data`
+/// until `replace_sock` unhooks it, under the socket's callback lock,
+/// which `close` (and so `destroy`) does before the transport is freed.
+///
 /// The fields in an `UnsafeCell` are used only as their comments say:
 /// `sock` is read by holders of `XPRT_LOCKED` ([`XprtLocked`]) or
 /// `recv_mutex` and replaced by holders of both; `recv` belongs to holders
@@ -130,6 +134,9 @@ impl Transport {
         unsafe { &*xprt.cast::<Self>() }
     }
 
+    /// The transport a socket callback runs for, if the socket is still
+    /// hooked; the reference lives no longer than the callback's `sk`.
+    ///
     /// # Safety
     ///
     /// `sk` must be a socket a callback of this transport was invoked for.
@@ -138,11 +145,9 @@ impl Transport {
         if data.is_null() {
             return None;
         }
-        // SAFETY: `hook()` stores the transport; `unhook()`, which runs
-        // before the transport is freed (in `close`, which `destroy` calls),
-        // clears it under the callback lock that `sk` holds for reading.
-        // `sk` lives no longer than this callback, so neither does the
-        // reference.
+        // SAFETY: non-null, the user data is the transport (type invariant),
+        // freed only after `unhook`, which waits for the callback lock that
+        // `sk` holds for `'a`.
         Some(unsafe { Self::from_xprt(data.cast()) })
     }
 
@@ -483,15 +488,13 @@ unsafe extern "C" fn xv_clnt_destroy(xprt: *mut sys::rpc_xprt) {
     // used after `destroy`.
     let mut locked = unsafe { XprtLocked::new(t.xprt()) };
     t.destroy(&mut locked);
-    // SAFETY: `destroy` stopped the workers and detached the socket, and no
-    // task holds the transport: nothing uses it any more. Setup initialised
-    // every field (type invariant), the core allocated it with
-    // `xprt_alloc()`, and setup took the module reference dropped here.
-    unsafe {
-        ptr::drop_in_place(xprt.cast::<Transport>());
-        sys::xprt_free(xprt);
-        sys::xv_module_put();
-    }
+    // SAFETY: setup initialised every field (type invariant); nothing uses
+    // them any more: no task holds the transport, `destroy` stopped the rest.
+    unsafe { ptr::drop_in_place(xprt.cast::<Transport>()) };
+    // SAFETY: allocated by `xprt_alloc()` (type invariant), not used after.
+    unsafe { sys::xprt_free(xprt) };
+    // SAFETY: drops the module reference setup took for this transport.
+    unsafe { sys::xv_module_put() };
 }
 
 /// `print_stats`, the transport line of /proc/self/mountstats.

@@ -155,10 +155,9 @@ impl SvcVsock {
     /// one of the callbacks it installed.
     unsafe fn from_callback<'a>(sk: &'a CallbackSock) -> Option<&'a Self> {
         let this = sk.user_data().cast::<Self>();
-        // SAFETY: `publish` installs our callbacks with the instance as user
-        // data, and `unhook` removes both under the callback lock that `sk`
-        // holds for reading while `'a` lasts; the instance lives until after
-        // `unhook` (type invariant).
+        // SAFETY: the user data is null or the instance (type invariant),
+        // freed only after `unhook`, which waits for the callback lock that
+        // `sk` holds for `'a`.
         unsafe { this.as_ref() }
     }
 

@@ -99,10 +99,8 @@ impl Rqst {
     #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
     pub(crate) fn set_reply_head(&self, _locked: &QueueLocked<'_>, bytes: &[u8]) -> bool {
         let req = self.as_raw();
-        // SAFETY: the request is valid (type invariant) and `queue_lock` is
-        // held (the token), which keeps the request from completing under
-        // us; the fields are reached through the pointer, as the core reads
-        // others.
+        // SAFETY: the request is valid (type invariant) and `queue_lock` (the
+        // token) keeps it from completing meanwhile.
         unsafe {
             (*req).rq_private_buf = (*req).rq_rcv_buf;
             let head = (*req).rq_private_buf.head[0];

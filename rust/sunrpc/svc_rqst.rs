@@ -330,10 +330,9 @@ impl ReplyVec {
             if len == 0 {
                 continue;
             }
-            // SAFETY: entries `start..end` describe `len` bytes of readable
-            // memory (the marker, and `res`'s by the caller's guarantee),
-            // which stays so while the reply is sent; those sent by reference
-            // are the pages of `res` (the caller's guarantee).
+            // SAFETY: entries `start..end` cover `len` bytes of the marker or
+            // of `res`, readable until this returns; by reference go only the
+            // pages of `res` (both by the caller's guarantee).
             let n = unsafe { sock.send_bvec_wait(bvec.add(start), end - start, len, zerocopy)? };
             sent += n;
             if n != len {

@@ -422,9 +422,8 @@ impl Xprt {
 
     /// The server's CID and port.
     pub(crate) fn peer(&self) -> (u32, u32) {
-        // SAFETY: the transport is live (type invariant) and setup stored a
-        // `sockaddr_vm` in `addr`; it is copied out, as `set_port` may write
-        // the port.
+        // SAFETY: the transport is live (type invariant); setup stored a
+        // `sockaddr_vm` in `addr`, copied out (`set_port` may write it).
         let a =
             unsafe { ptr::read(ptr::addr_of!((*self.as_raw()).addr).cast::<sys::sockaddr_vm>()) };
         (a.svm_cid, a.svm_port)
