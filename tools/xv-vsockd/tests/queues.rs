@@ -18,6 +18,21 @@ use xv_vsockd::packet::{
 
 const BIG: usize = 1 << 20;
 
+/// Sets up guests 3 and 4 on one router whose FIFOs hold `$limit` bytes,
+/// 4 known to the others as `$alias_of_4` if given: binds the router to
+/// `$r` and the guests (router ports 0 and 1) to the patterns `$a` and `$b`.
+macro_rules! two_guests {
+    ($r:ident, $a:pat, $b:pat, $limit:expr) => {
+        two_guests!($r, $a, $b, $limit, None);
+    };
+    ($r:ident, $a:pat, $b:pat, $limit:expr, $alias_of_4:expr) => {
+        let (m3, m4) = (new_mem(), new_mem());
+        let $r = router(&[(3, None), (4, $alias_of_4)], $limit);
+        let $a = TestGuest::new(&m3, &$r, 0);
+        let $b = TestGuest::new(&m4, &$r, 1);
+    };
+}
+
 /// Reassemble the RW payload from a list of received pieces, checking that
 /// every piece carries the original header but for `len`.
 fn reassemble(pieces: &[(Header, Vec<u8>)], want: &Header) -> Vec<u8> {
@@ -34,10 +49,7 @@ fn reassemble(pieces: &[(Header, Vec<u8>)], want: &Header) -> Vec<u8> {
 /// Send one 64 KiB RW packet from guest 3 to guest 4 whose RX chains have
 /// these capacities (header included), and check what arrives.
 fn split_case(chain_sizes: &[u32]) {
-    let (ma, mb) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, None)], BIG);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let mut b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, mut b, BIG);
     let payload = pattern(MAX_PAYLOAD, 7);
     a.tx.add_readable(&[&rw_bytes(3, 4, &payload)]);
     assert_eq!(a.run_tx().used, 1);
@@ -75,10 +87,7 @@ fn rx_split_odd_sizes() {
 
 #[test]
 fn rx_split_exact_fit_and_leftover_chain_unused() {
-    let (ma, mb) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, None)], BIG);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let mut b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, mut b, BIG);
     let payload = pattern(1000, 1);
     a.tx.add_readable(&[&rw_bytes(3, 4, &payload)]);
     a.run_tx();
@@ -92,10 +101,7 @@ fn rx_split_exact_fit_and_leftover_chain_unused() {
 #[test]
 fn rx_header_in_its_own_descriptor() {
     // Older Linux posts a 44-byte header buffer and a data buffer per chain.
-    let (ma, mb) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, None)], BIG);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let mut b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, mut b, BIG);
     let payload = pattern(10_000, 3);
     a.tx.add_readable(&[&rw_bytes(3, 4, &payload)]);
     a.run_tx();
@@ -110,10 +116,7 @@ fn rx_header_in_its_own_descriptor() {
 
 #[test]
 fn rx_too_small_chain_comes_back_empty_and_packet_waits() {
-    let (ma, mb) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, None)], BIG);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let mut b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, mut b, BIG);
     a.tx.add_readable(&[&rw_bytes(3, 4, b"hello")]);
     a.run_tx();
     b.rx.add_writable(&[20]);
@@ -133,10 +136,7 @@ fn rx_too_small_chain_comes_back_empty_and_packet_waits() {
 
 #[test]
 fn rx_without_buffers_keeps_packets_in_order() {
-    let (ma, mb) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, None)], BIG);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let mut b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, mut b, BIG);
     for i in 0..5u8 {
         a.tx.add_readable(&[&rw_bytes(3, 4, &[i; 3000])]);
     }
@@ -156,10 +156,7 @@ fn rx_without_buffers_keeps_packets_in_order() {
 
 /// Deliver one RW packet given as TX descriptor parts from 3 to 4 and check it.
 fn tx_case(parts: &[&[u8]], payload: &[u8], indirect: bool) {
-    let (ma, mb) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, None)], BIG);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let mut b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, mut b, BIG);
     if indirect {
         a.tx.add_readable_indirect(parts);
     } else {
@@ -303,10 +300,7 @@ fn alias_presents_a_guest_as_the_host() {
 
 #[test]
 fn rst_for_unknown_cids_and_none_for_rst() {
-    let (ma, mb) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, None)], BIG);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let _b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, _b, BIG);
     // 4 is configured but its QEMU is gone.
     r.disconnect(1);
     let dsts = [0u64, 1, 2, 4, 99, CID_ANY, u64::MAX];
@@ -337,10 +331,7 @@ fn rst_for_unknown_cids_and_none_for_rst() {
 
 #[test]
 fn spoofed_src_cid_is_dropped_without_answer() {
-    let (ma, mb) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, None)], BIG);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let mut b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, mut b, BIG);
     a.tx.add_readable(&[&rw_bytes(4, 4, b"spoof")]);
     a.tx.add_readable(&[&rw_bytes(5, 4, b"spoof")]);
     a.tx.add_readable(&[&hdr(2, 4, OP_REQUEST, 0).to_bytes()]);
@@ -366,10 +357,7 @@ fn spoofed_src_cid_is_dropped_without_answer() {
 
 #[test]
 fn malformed_packets_are_answered_or_dropped_and_chains_returned() {
-    let (ma, mb) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, None)], BIG);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let mut b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, mut b, BIG);
     let good = hdr(3, 4, OP_RW, 10);
     // Short chains: no header at all -> dropped silently.
     a.tx.add_readable(&[&good.to_bytes()[..HDR_LEN - 1]]);
@@ -423,10 +411,7 @@ fn malformed_packets_are_answered_or_dropped_and_chains_returned() {
 
 #[test]
 fn control_packets_pass_unchanged() {
-    let (ma, mb) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, None)], BIG);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let mut b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, mut b, BIG);
     let mut sent = Vec::new();
     for op in [
         OP_REQUEST,
@@ -452,12 +437,9 @@ fn control_packets_pass_unchanged() {
 /// Fill guest 4's FIFO from guest 3 with 4 KiB packets until 3 pauses.
 #[test]
 fn queue_bound_pauses_the_sender_and_resumes_it() {
-    let (ma, mb) = (new_mem(), new_mem());
     let pkt = 4096;
     let limit = 4 * (HDR_LEN + pkt);
-    let r = router(&[(3, None), (4, None)], limit);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let mut b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, mut b, limit);
     let n = 12;
     for i in 0..n {
         a.tx.add_readable(&[&rw_bytes(3, 4, &pattern(pkt, i as u8))]);
@@ -507,12 +489,9 @@ fn queue_bound_pauses_the_sender_and_resumes_it() {
 /// runs while its transmit side is paused.
 #[test]
 fn mutual_pause_does_not_deadlock() {
-    let (ma, mb) = (new_mem(), new_mem());
     let pkt = 2000;
     let limit = 2 * (HDR_LEN + pkt);
-    let r = router(&[(3, None), (4, None)], limit);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let mut b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, mut b, limit);
     let n = 6;
     for i in 0..n {
         a.tx.add_readable(&[&rw_bytes(3, 4, &pattern(pkt, i))]);
@@ -551,10 +530,7 @@ fn mutual_pause_does_not_deadlock() {
 /// A sender paused on a guest that goes away gets RST for the held packet.
 #[test]
 fn paused_sender_gets_rst_when_destination_disconnects() {
-    let (ma, mb) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, None)], 100);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let _b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, _b, 100);
     a.tx.add_readable(&[&rw_bytes(3, 4, &[1; 500])]);
     a.tx.add_readable(&[&rw_bytes(3, 4, &[2; 500])]);
     a.tx.add_readable(&[&rw_bytes(3, 4, &[3; 500])]);
@@ -575,10 +551,7 @@ fn paused_sender_gets_rst_when_destination_disconnects() {
 
 #[test]
 fn transport_reset_event_reaches_the_event_queue() {
-    let (ma, mb) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, None)], BIG);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let _b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, _b, BIG);
     // No event buffer: nothing to do.
     assert_eq!(a.run_events(), 0);
     a.ev.add_writable(&[4]);
@@ -604,10 +577,7 @@ fn transport_reset_event_reaches_the_event_queue() {
 /// chains forever; the processing loops must still return.
 #[test]
 fn bogus_avail_index_does_not_hang() {
-    let (ma, mb) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, None)], BIG);
-    let mut a = TestGuest::new(&ma, &r, 0);
-    let mut b = TestGuest::new(&mb, &r, 1);
+    two_guests!(r, mut a, mut b, BIG);
     a.tx.add_readable(&[&rw_bytes(3, 4, b"x")]);
     assert_eq!(a.run_tx().used, 1);
     a.tx.set_avail_idx(1 + QSIZE + 5);
@@ -698,10 +668,7 @@ fn request_and_response_make_a_connection_tracked() {
 
 #[test]
 fn rst_either_way_forgets_the_connection() {
-    let (m3, m4) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, Some(2))], BIG);
-    let mut g3 = TestGuest::new(&m3, &r, 0);
-    let mut g4 = TestGuest::new(&m4, &r, 1);
+    two_guests!(r, mut g3, mut g4, BIG, Some(2));
     // Reset by the connecting side.
     send(&mut g3, &[ctl((3, 1000), (2, 2049), OP_REQUEST, 0)]);
     send(&mut g4, &[ctl((4, 2049), (3, 1000), OP_RESPONSE, 0)]);
@@ -719,10 +686,7 @@ fn rst_either_way_forgets_the_connection() {
 /// connection is over at the SHUTDOWN. Flags add up per side, as in Linux.
 #[test]
 fn shutdown_with_both_flags_forgets_the_connection() {
-    let (m3, m4) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, Some(2))], BIG);
-    let mut g3 = TestGuest::new(&m3, &r, 0);
-    let mut g4 = TestGuest::new(&m4, &r, 1);
+    two_guests!(r, mut g3, mut g4, BIG, Some(2));
     let both = SHUTDOWN_RCV | SHUTDOWN_SEND;
     for port in [1000, 1001, 1002] {
         send(&mut g3, &[ctl((3, port), (2, 2049), OP_REQUEST, 0)]);
@@ -762,10 +726,7 @@ fn shutdown_with_both_flags_forgets_the_connection() {
 
 #[test]
 fn disconnect_sends_nothing_for_closed_connections() {
-    let (m3, m4) = (new_mem(), new_mem());
-    let r = router(&[(3, None), (4, Some(2))], BIG);
-    let mut g3 = TestGuest::new(&m3, &r, 0);
-    let mut g4 = TestGuest::new(&m4, &r, 1);
+    two_guests!(r, mut g3, mut g4, BIG, Some(2));
     let both = SHUTDOWN_RCV | SHUTDOWN_SEND;
     // Closed normally, closed by RST, refused, and reset by the client.
     send(&mut g3, &[ctl((3, 1000), (2, 2049), OP_REQUEST, 0)]);
@@ -840,11 +801,8 @@ fn disconnect_resets_peers_with_the_addresses_they_know() {
 /// the peer's FIFO is at its bound.
 #[test]
 fn orphan_rst_gets_past_a_full_fifo() {
-    let (m3, m4) = (new_mem(), new_mem());
     let limit = 2 * (HDR_LEN + 1000);
-    let r = router(&[(3, None), (4, Some(2))], limit);
-    let mut g3 = TestGuest::new(&m3, &r, 0);
-    let mut g4 = TestGuest::new(&m4, &r, 1);
+    two_guests!(r, mut g3, mut g4, limit, Some(2));
     send(&mut g3, &[ctl((3, 1234), (2, 2049), OP_REQUEST, 0)]);
     send(&mut g4, &[ctl((4, 2049), (3, 1234), OP_RESPONSE, 0)]);
     receive(&mut g3);
@@ -895,10 +853,7 @@ proptest! {
         rx_sizes in prop::collection::vec((HDR_LEN as u32 + 1)..9000u32, 1..8),
         seed in any::<u8>(),
     ) {
-        let (ma, mb) = (new_mem(), new_mem());
-        let r = router(&[(3, None), (4, None)], BIG);
-        let mut a = TestGuest::new(&ma, &r, 0);
-        let mut b = TestGuest::new(&mb, &r, 1);
+        two_guests!(r, mut a, mut b, BIG);
         let mut want = Vec::new();
         for (i, &n) in sizes.iter().enumerate() {
             let payload = pattern(n, seed.wrapping_add(i as u8));
