@@ -191,6 +191,25 @@ mod tests {
     }
 
     #[test]
+    fn rst_is_a_stream_rst_without_payload_or_credit() {
+        assert_eq!(
+            Header::rst((2, 2049), (3, 1002)),
+            Header {
+                src_cid: 2,
+                dst_cid: 3,
+                src_port: 2049,
+                dst_port: 1002,
+                len: 0,
+                type_: TYPE_STREAM,
+                op: OP_RST,
+                flags: 0,
+                buf_alloc: 0,
+                fwd_cnt: 0,
+            }
+        );
+    }
+
+    #[test]
     fn rst_reply_swaps_addresses_and_drops_credit() {
         let h = Header {
             src_cid: 3,

@@ -13,7 +13,7 @@ use common::*;
 use proptest::prelude::*;
 use xv_vsockd::packet::{
     Header, CID_ANY, HDR_LEN, MAX_PAYLOAD, OP_CREDIT_UPDATE, OP_REQUEST, OP_RESPONSE, OP_RST,
-    OP_RW, OP_SHUTDOWN, SHUTDOWN_RCV, SHUTDOWN_SEND, TYPE_STREAM,
+    OP_RW, OP_SHUTDOWN, SHUTDOWN_RCV, SHUTDOWN_SEND,
 };
 
 const BIG: usize = 1 << 20;
@@ -612,23 +612,6 @@ fn receive(g: &mut TestGuest<'_>) -> Vec<Header> {
     g.received().into_iter().map(|(h, _)| h).collect()
 }
 
-/// The RST a peer gets for a connection whose other end went away, written
-/// out field by field.
-fn orphan_rst(src: (u64, u32), dst: (u64, u32)) -> Header {
-    Header {
-        src_cid: src.0,
-        dst_cid: dst.0,
-        src_port: src.1,
-        dst_port: dst.1,
-        len: 0,
-        type_: TYPE_STREAM,
-        op: OP_RST,
-        flags: 0,
-        buf_alloc: 0,
-        fwd_cnt: 0,
-    }
-}
-
 fn orphans_reset(r: &xv_vsockd::router::Router, index: usize) -> u64 {
     r.port(index)
         .stats
@@ -721,7 +704,7 @@ fn shutdown_with_both_flags_forgets_the_connection() {
     assert_eq!(r.tracked_counts(), [1, 1]);
     receive(&mut g3);
     r.disconnect(1);
-    assert_eq!(receive(&mut g3), [orphan_rst((2, 2049), (3, 1002))]);
+    assert_eq!(receive(&mut g3), [Header::rst((2, 2049), (3, 1002))]);
 }
 
 #[test]
@@ -777,11 +760,11 @@ fn disconnect_resets_peers_with_the_addresses_they_know() {
     assert_eq!(
         at3,
         [
-            orphan_rst((2, 1500), (3, 9000)),
-            orphan_rst((2, 2049), (3, 1234))
+            Header::rst((2, 1500), (3, 9000)),
+            Header::rst((2, 2049), (3, 1234))
         ]
     );
-    assert_eq!(receive(&mut g5), [orphan_rst((2, 2049), (5, 1234))]);
+    assert_eq!(receive(&mut g5), [Header::rst((2, 2049), (5, 1234))]);
     assert!(receive(&mut g4).is_empty());
     assert_eq!(r.tracked_counts(), [1, 0, 1]);
     assert_eq!((orphans_reset(&r, 0), orphans_reset(&r, 2)), (2, 1));
@@ -793,7 +776,7 @@ fn disconnect_resets_peers_with_the_addresses_they_know() {
 
     // A guest without an alias is known by its CID.
     r.disconnect(0);
-    assert_eq!(receive(&mut g5), [orphan_rst((3, 7), (5, 8))]);
+    assert_eq!(receive(&mut g5), [Header::rst((3, 7), (5, 8))]);
     assert_eq!(r.tracked_counts(), [0, 0, 0]);
 }
 
@@ -820,7 +803,7 @@ fn orphan_rst_gets_past_a_full_fifo() {
     let got = receive(&mut g3);
     assert_eq!(got.len(), 3);
     assert!(got[..2].iter().all(|h| h.op == OP_RW && h.src_cid == 2));
-    assert_eq!(got[2], orphan_rst((2, 2049), (3, 1234)));
+    assert_eq!(got[2], Header::rst((2, 2049), (3, 1234)));
 }
 
 fn chunks_at(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
