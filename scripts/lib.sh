@@ -47,6 +47,27 @@ xv_git_quiet_config() {
 # Hash of the inputs named, by content, in order.
 xv_hash() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 
+# The make variables that choose a flavour's compilers. The debug kernel is
+# built with clang 19 (Debian 12's newest): 6.12 allows KASAN together with
+# Rust only in clang-built kernels (RUST depends on !KASAN || CC_IS_CLANG).
+# bindgen then needs the libclang of the same version.
+xv_kcc() {
+	case $1 in
+	debug) echo "LLVM=-19" ;;
+	esac
+}
+
+# make for a kernel or module build of flavour $1, with its compilers.
+xv_kmake() {
+	local flavour=$1
+	shift
+	if [[ -n $(xv_kcc "$flavour") ]]; then
+		LIBCLANG_PATH=/usr/lib/llvm-19/lib make $(xv_kcc "$flavour") "$@"
+	else
+		make "$@"
+	fi
+}
+
 # The kernel build directory of a flavour (debug or release).
 xv_kbuild_dir() { echo "$XV_CACHE/kernel/$(xv_kernel_version)/build-$1"; }
 

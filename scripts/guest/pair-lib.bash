@@ -65,7 +65,7 @@ pair_wait_line() {
 	return 1
 }
 
-pair_splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|blocked for more than)'
+pair_splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|blocked for more than|UBSAN:)'
 
 # pair_net_up N: this kernel's end of vm-pair's virtio-net link (the NIC
 # whose MAC is 52:54:00:78:76:*) gets 169.254.0.N/24, for TCP controls.

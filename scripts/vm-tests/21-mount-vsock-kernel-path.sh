@@ -27,7 +27,7 @@ mnt=$(mktemp -d /tmp/xv21.XXXXXX)
 marker="xv-test-21-$$-$RANDOM"
 echo "$marker" >/dev/kmsg
 since_marker() { dmesg | sed -n "/$marker/,\$p"; }
-splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault)'
+splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|UBSAN:)'
 
 try_mount() { # expect failure, within a bound
 	local rc=0

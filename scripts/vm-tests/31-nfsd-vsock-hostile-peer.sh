@@ -68,7 +68,7 @@ null
 
 echo "--- kernel log since the first scenario"
 since_marker
-splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|blocked for more than)'
+splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|blocked for more than|UBSAN:)'
 if since_marker | grep -aE "$splat"; then
 	echo "FAIL: kernel splat" >&2
 	exit 1

@@ -24,7 +24,7 @@ xv_fail() { echo "FAIL: $*" >&2; exit 1; }
 xv_since_marker() { dmesg | sed -n "/$xv_marker/,\$p"; }
 
 xv_check_log() {
-	local splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|blocked for more than)'
+	local splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|blocked for more than|UBSAN:)'
 	if xv_since_marker | grep -aE "$splat"; then
 		xv_fail "kernel splat"
 	fi
