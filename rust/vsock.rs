@@ -743,12 +743,16 @@ impl SavedCallbacks {
 
 /// The completion handle of zero-copy sends (`struct ubuf_info`): every
 /// packet that references pages of a send holds a count on it, so it lives
-/// until the last is freed, which may be after the socket is gone.
+/// until the last is freed, which may be after the socket, the transport
+/// and the transport's module reference are gone; those packets then pin
+/// the module themselves (see `xv_zerocopy_put()`).
 ///
 /// # Invariants
 ///
 /// The value holds one count on a live `ubuf_info` from
-/// `xv_zerocopy_alloc()`.
+/// `xv_zerocopy_alloc()`. It is dropped only by code that holds a module
+/// reference: transports drop it in their teardown, before they release
+/// theirs.
 pub(crate) struct ZeroCopy(NonNull<sys::ubuf_info>);
 
 // SAFETY: the count is atomic and the handle is freed by whoever drops the
@@ -759,6 +763,8 @@ unsafe impl Send for ZeroCopy {}
 unsafe impl Sync for ZeroCopy {}
 
 impl ZeroCopy {
+    /// A new handle; fails where memory is short, or where the kernel could
+    /// not tell when a completion has returned (see `xv_zerocopy_alloc()`).
     pub(crate) fn new() -> Result<Self> {
         // SAFETY: `xv_zerocopy_alloc()` only allocates (`GFP_KERNEL`: callers
         // may sleep, as setup and accept do) and returns the new handle or
@@ -771,7 +777,8 @@ impl ZeroCopy {
 
 impl Drop for ZeroCopy {
     fn drop(&mut self) {
-        // SAFETY: by the type invariant this value holds a count.
+        // SAFETY: by the type invariant this value holds a count, and the
+        // caller a module reference, which `xv_zerocopy_put()` builds on.
         unsafe { sys::xv_zerocopy_put(self.0.as_ptr()) };
     }
 }

@@ -65,8 +65,9 @@ impl SvcVsock {
         let limits = Limits::with_max_record_len(owner.max_mesg());
         let saved = SavedPages::new().ok()?;
         let reply = ReplyVec::new().ok()?;
+        // Without a completion handle, replies are copied.
         let zerocopy = if sock.enable_zerocopy() {
-            Some(ZeroCopy::new().ok()?)
+            ZeroCopy::new().ok()
         } else {
             None
         };
