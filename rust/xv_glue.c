@@ -277,6 +277,7 @@ void xv_xprt_warn_ratelimited(const struct rpc_xprt *xprt, const char *what)
 /* Client transport */
 
 #include <linux/mutex.h>
+#include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/workqueue.h>
 
@@ -326,6 +327,11 @@ unsigned int xv_clnt_memalloc_nofs_save(void)
 void xv_clnt_memalloc_nofs_restore(unsigned int flags)
 {
 	memalloc_nofs_restore(flags);
+}
+
+void xv_clnt_cond_resched(void)
+{
+	cond_resched();
 }
 
 /* Server transport */

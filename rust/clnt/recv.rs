@@ -88,6 +88,11 @@ impl Transport {
                     if let Err(stop) = self.recv_step(sock, rx) {
                         break stop;
                     }
+                    // A server that streams without pause must not keep
+                    // the CPU, as in xprtsock's stream receive.
+                    // SAFETY: the worker may sleep here: it holds only
+                    // `recv_mutex`, a mutex.
+                    unsafe { sys::xv_clnt_cond_resched() };
                 };
                 self.recv_stopped(rx, stop);
             }
