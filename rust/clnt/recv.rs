@@ -180,11 +180,15 @@ impl Transport {
             });
         }
         #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
-        if rx.target == Target::Callback && rx.copied == 0 {
-            // A callback of nothing but its header.
+        if rx.target == Target::Callback {
+            // A callback of nothing but its header, or one whose last
+            // fragment is empty: all `len` bytes are in the request.
             let x = self.xprt();
-            if let Some(req) = bc_pool::lookup(x, rx.xid(), false) {
-                req.copy_header(&rx.hdr);
+            let continued = rx.copied != 0;
+            if let Some(req) = bc_pool::lookup(x, rx.xid(), continued) {
+                if !continued {
+                    req.copy_header(&rx.hdr);
+                }
                 bc_pool::complete(x, req, len as usize);
             }
         }
