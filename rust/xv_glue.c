@@ -334,6 +334,12 @@ void xv_clnt_cond_resched(void)
 	cond_resched();
 }
 
+/* A connect op that did not get XPRT_LOCKED: xprtsock warns the same way. */
+void xv_clnt_warn_connect_unlocked(void)
+{
+	WARN_ON_ONCE(1);
+}
+
 /* Server transport */
 
 /*
