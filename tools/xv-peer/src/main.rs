@@ -33,6 +33,9 @@ Scenarios, each on a connection of its own:
   half=SECS     half a record, then SECS seconds of silence, then close
   stall=SECS    never read: with room for four replies, five NULL calls,
                 then 16 more: expect a close within SECS seconds
+  hold=SECS     an NFSv4.0 READ of 64 KiB of the file xv-peer-data in the
+                server's root: expect NFS4_OK in the reply, but leave it
+                unread (peeked at only) for SECS seconds, then close
 
 Defaults: CID 1 (loopback), port 2049, timeout 20 seconds.";
 
@@ -257,12 +260,54 @@ fn stall_then_more(conn: &mut Conn, secs: &str) -> Result<String, String> {
         .map(|t| format!("closed {t:?} after the last call, nothing read"))
 }
 
+/// The "hold=SECS" scenario: reads a file and leaves the reply, 64 KiB of
+/// page data that a server with zero-copy sends by reference, in the
+/// socket's receive queue for `secs` seconds.
+fn hold_reply(conn: &mut Conn, secs: &str) -> Result<String, String> {
+    let secs: u64 = secs.parse().map_err(|e| format!("hold={secs}: {e}"))?;
+    let xid = conn.xid();
+    let args = rpc::read_args("xv-peer-data", 64 << 10);
+    let call = rpc::call(xid, rpc::NFS_PROGRAM, 4, rpc::NFSPROC4_COMPOUND, &args);
+    conn.send(&rpc::frame(&call, usize::MAX))
+        .map_err(|e| format!("send: {e}"))?;
+    // Marker, then the reply header up to the COMPOUND status: peeked at,
+    // so that the reply stays queued.
+    let mut head = [0u8; 4 + 7 * 4];
+    // SAFETY: `head` is writable for its length.
+    let n = unsafe {
+        libc::recv(
+            conn.file.as_raw_fd(),
+            head.as_mut_ptr().cast(),
+            head.len(),
+            libc::MSG_PEEK | libc::MSG_WAITALL,
+        )
+    };
+    if n != head.len() as isize {
+        return Err(format!("peek: {}", io::Error::last_os_error()));
+    }
+    let reply = rpc::parse_reply(&head[4..]).map_err(|e| e.to_string())?;
+    expect_success(reply)?;
+    let status = u32::from_be_bytes([head[28], head[29], head[30], head[31]]);
+    if reply.xid() != xid || status != 0 {
+        return Err(format!(
+            "READ answered {reply:?} with NFSv4 status {status}"
+        ));
+    }
+    sleep(Duration::from_secs(secs));
+    Ok(format!(
+        "left a READ reply unread for {secs} s, then closed"
+    ))
+}
+
 fn scenario(opts: &Options, name: &str) -> Result<String, String> {
     let stall = name.strip_prefix("stall=");
     let buffer = stall.map(|_| STALL_BUFFER);
     let mut conn = vsock_connect(opts, buffer).map_err(|e| format!("connect: {e}"))?;
     if let Some(secs) = stall {
         return stall_then_more(&mut conn, secs);
+    }
+    if let Some(secs) = name.strip_prefix("hold=") {
+        return hold_reply(&mut conn, secs);
     }
     let io = |e: io::Error| format!("send: {e}");
     match name {
