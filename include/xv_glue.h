@@ -98,6 +98,8 @@ void xv_clnt_queue_delayed_work(struct delayed_work *work,
 void xv_clnt_recv_lock(struct mutex *recv_mutex);
 unsigned int xv_clnt_memalloc_nofs_save(void);
 void xv_clnt_memalloc_nofs_restore(unsigned int flags);
+void xv_clnt_cond_resched(void);
+void xv_clnt_warn_connect_unlocked(void);
 
 /* NFSv4.1 backchannel */
 struct svc_serv;

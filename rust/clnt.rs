@@ -329,7 +329,10 @@ impl Transport {
         // SAFETY: `try_module_get(THIS_MODULE)` may be called at any time;
         // `destroy` drops the reference.
         if !unsafe { sys::xv_module_get() } {
-            // SAFETY: `raw` came from `xprt_alloc()` and was never shared.
+            // SAFETY: initialised above and never shared; the core's module
+            // reference covers the drop of the zero-copy handle.
+            unsafe { ptr::drop_in_place(t) };
+            // SAFETY: `raw` came from `xprt_alloc()` and is not used after.
             unsafe { sys::xprt_free(raw) };
             return Err(EINVAL);
         }

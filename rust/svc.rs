@@ -35,6 +35,7 @@ use core::ffi::{c_int, c_uint, c_void};
 use core::fmt;
 use core::pin::Pin;
 use core::ptr;
+use core::sync::atomic::AtomicBool;
 
 use kernel::prelude::*;
 use kernel::sync::Mutex;
@@ -109,6 +110,10 @@ struct SvcVsock {
 #[pin_data]
 struct Conn {
     peer: VsockAddr,
+    /// A record is being sent that the peer's credit did not cover when
+    /// it started: no thread takes a call from the connection meanwhile
+    /// (`xpo_has_wspace`).
+    stalled: AtomicBool,
     #[pin]
     recv: Mutex<RecvState>,
     #[pin]

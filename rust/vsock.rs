@@ -6,6 +6,8 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::error::{to_result, Result};
+use kernel::ffi::c_long;
+use kernel::time::{ktime_ms_delta, msecs_to_jiffies, Ktime, NSEC_PER_MSEC};
 
 use crate::sys;
 
@@ -205,20 +207,48 @@ fn vsock_addr(cid: u32, port: u32) -> sys::sockaddr_vm {
     }
 }
 
-/// Whether the peer of `sk` has granted credit for more data. Without a
-/// transport (never connected) there is no credit at all, and
+/// The bytes the peer of `sk` has granted credit for. Without a transport
+/// (never connected) there is no credit at all, and
 /// `vsock_stream_has_space()` would warn.
 ///
 /// # Safety
 ///
 /// `sk` must be a live vsock socket, which starts with a `struct
-/// vsock_sock`, whose transport does not change meanwhile: locked, or seen
-/// from a callback.
-unsafe fn stream_has_space(sk: *mut sys::sock) -> bool {
+/// vsock_sock`, whose transport does not change meanwhile: locked, seen
+/// from a callback, or one no connect runs on (vsock changes the transport
+/// of a socket only when it connects, and drops it when the socket is
+/// freed).
+unsafe fn stream_space(sk: *mut sys::sock) -> u64 {
     let vsk = sk.cast::<sys::vsock_sock>();
     // SAFETY: `vsk` is live (the caller's guarantee); the transport guards
     // its credit counters with a lock of its own.
-    unsafe { !(*vsk).transport.is_null() && sys::vsock_stream_has_space(vsk) > 0 }
+    let space = unsafe {
+        if (*vsk).transport.is_null() {
+            return 0;
+        }
+        sys::vsock_stream_has_space(vsk)
+    };
+    // Never negative; 0 if it were.
+    u64::try_from(space).unwrap_or(0)
+}
+
+/// When a blocking send stops waiting for the peer's credit.
+#[derive(Clone, Copy)]
+pub(crate) struct Deadline(Ktime);
+
+impl Deadline {
+    /// `ms` milliseconds from now.
+    pub(crate) fn in_ms(ms: u32) -> Self {
+        let now = Ktime::ktime_get().to_ns();
+        Self(Ktime::from_raw(now + i64::from(ms) * NSEC_PER_MSEC))
+    }
+
+    /// The time left, in jiffies: 0 once the deadline has passed.
+    fn jiffies_left(self) -> c_long {
+        let ms = ktime_ms_delta(self.0, Ktime::ktime_get()).clamp(0, i64::from(u32::MAX));
+        // At most `u32::MAX` milliseconds, which `msecs_to_jiffies()` caps.
+        c_long::try_from(msecs_to_jiffies(ms as u32)).unwrap_or(c_long::MAX)
+    }
 }
 
 fn msg_result(ret: i32) -> Result<usize> {
@@ -337,7 +367,7 @@ impl Socket {
     }
 
     /// Bounds how long a blocking send waits for the peer's credit.
-    pub(crate) fn set_send_timeout(&self, jiffies: kernel::ffi::c_long) {
+    fn set_send_timeout(&self, jiffies: c_long) {
         let sk = self.sk();
         // SAFETY: `sk` is live and not locked by this thread.
         let _lock = unsafe { SockLock::new(sk) };
@@ -411,7 +441,7 @@ impl Socket {
 }
 
 /// Credit and transfers: non-blocking ones for the client, blocking ones
-/// bounded by the send timeout for the server.
+/// bounded by a deadline for the server.
 impl Socket {
     /// Runs `f` if the peer has granted no credit for more data, with the
     /// socket locked so that `sk_write_space` cannot run in between.
@@ -423,22 +453,21 @@ impl Socket {
         // SAFETY: `sk` is live and not locked by this thread.
         let _lock = unsafe { SockLock::new(sk) };
         // SAFETY: `sk` is live, a vsock socket and locked.
-        if unsafe { stream_has_space(sk) } {
+        if unsafe { stream_space(sk) } > 0 {
             return None;
         }
         Some(f())
     }
 
-    /// Whether the peer has granted credit for more data, without taking
-    /// the socket lock: callable from callbacks, which run under it.
+    /// The bytes the peer has granted credit for, without taking the socket
+    /// lock: callable from callbacks, which run under it.
     ///
     /// The virtio transports guard their credit counters with a spinlock
     /// of their own.
-    pub(crate) fn peer_has_credit(&self) -> bool {
-        // SAFETY: `sk` is live and a vsock socket, which starts with a
-        // `struct vsock_sock`; a connected socket keeps its transport until
-        // it is released.
-        unsafe { sys::vsock_stream_has_space(self.sk().cast()) > 0 }
+    pub(crate) fn peer_credit(&self) -> u64 {
+        // SAFETY: `sk` is live (type invariant) and a vsock socket; no one
+        // connects a socket that carries RPC traffic, so its transport stays.
+        unsafe { stream_space(self.sk()) }
     }
 
     fn xfer(&self, msg: &mut sys::msghdr, send: bool) -> Result<usize> {
@@ -510,8 +539,8 @@ impl Socket {
     }
 
     /// Sends `len` bytes of the pages in `bvec`, waiting for the peer's
-    /// credit up to the send timeout. Returns the number of bytes sent,
-    /// which is short only if the timeout expired or a signal came.
+    /// credit until `deadline`. Returns the number of bytes sent, which is
+    /// short only if the deadline passed or a signal came.
     ///
     /// With `zerocopy`, on a socket where [`Socket::enable_zerocopy`]
     /// succeeded, the packets take references on the pages rather than
@@ -528,7 +557,11 @@ impl Socket {
         nr: usize,
         len: usize,
         zerocopy: Option<&ZeroCopy>,
+        deadline: Deadline,
     ) -> Result<usize> {
+        // vsock waits up to the send timeout, which is the socket's: set it
+        // for this send.
+        self.set_send_timeout(deadline.jiffies_left());
         let mut msg = sys::msghdr {
             msg_flags: sys::MSG_NOSIGNAL,
             ..Default::default()
@@ -669,9 +702,9 @@ impl CallbackSock {
 
     /// Whether the peer has granted credit for more data.
     pub(crate) fn has_space(&self) -> bool {
-        // SAFETY: `sk` is live (type invariant) and a vsock socket; the
-        // transport guards its credit counters with a lock of its own.
-        unsafe { stream_has_space(self.sk) }
+        // SAFETY: `sk` is live (type invariant) and a vsock socket seen
+        // from a callback.
+        unsafe { stream_space(self.sk) > 0 }
     }
 
     /// Whether the socket is a listener.
@@ -743,12 +776,16 @@ impl SavedCallbacks {
 
 /// The completion handle of zero-copy sends (`struct ubuf_info`): every
 /// packet that references pages of a send holds a count on it, so it lives
-/// until the last is freed, which may be after the socket is gone.
+/// until the last is freed, which may be after the socket, the transport
+/// and the transport's module reference are gone; those packets then pin
+/// the module themselves (see `xv_zerocopy_put()`).
 ///
 /// # Invariants
 ///
 /// The value holds one count on a live `ubuf_info` from
-/// `xv_zerocopy_alloc()`.
+/// `xv_zerocopy_alloc()`. It is dropped only by code that holds a module
+/// reference: transports drop it in their teardown, before they release
+/// theirs.
 pub(crate) struct ZeroCopy(NonNull<sys::ubuf_info>);
 
 // SAFETY: the count is atomic and the handle is freed by whoever drops the
@@ -759,6 +796,8 @@ unsafe impl Send for ZeroCopy {}
 unsafe impl Sync for ZeroCopy {}
 
 impl ZeroCopy {
+    /// A new handle; fails where memory is short, or where the kernel could
+    /// not tell when a completion has returned (see `xv_zerocopy_alloc()`).
     pub(crate) fn new() -> Result<Self> {
         // SAFETY: `xv_zerocopy_alloc()` only allocates (`GFP_KERNEL`: callers
         // may sleep, as setup and accept do) and returns the new handle or
@@ -771,7 +810,8 @@ impl ZeroCopy {
 
 impl Drop for ZeroCopy {
     fn drop(&mut self) {
-        // SAFETY: by the type invariant this value holds a count.
+        // SAFETY: by the type invariant this value holds a count, and the
+        // caller a module reference, which `xv_zerocopy_put()` builds on.
         unsafe { sys::xv_zerocopy_put(self.0.as_ptr()) };
     }
 }

@@ -5,7 +5,9 @@
  */
 #include <linux/bvec.h>
 #include <linux/mm.h>
+#include <linux/module.h>
 #include <linux/net.h>
+#include <linux/rcupdate.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/sockptr.h>
@@ -56,12 +58,41 @@ int xv_sock_set_buffer_size(struct socket *sock, u64 size)
  * of a MSG_ZEROCOPY send instead of copying them, and report each packet's
  * release through the ubuf_info given in msg_ubuf. Ours only counts them:
  * the references keep the pages alive, so nothing waits for completions.
+ *
+ * The packets may outlive the transport that owns the handle, and with it
+ * the module reference that kept this code loaded: a packet can wait in a
+ * virtio queue, or, on the loopback transport, in the peer socket's receive
+ * queue until the peer reads or closes it. So when the owner drops its
+ * count and packets still hold one, they get a module reference of their
+ * own. The completion that drops the last count is module text and must
+ * not drop that reference itself: it would then return into text that
+ * rmmod may free. It hands the handle to call_rcu_tasks() instead, whose
+ * grace period ends only once every task has passed a voluntary context
+ * switch, so after the completion has returned (without preemption,
+ * call_rcu_tasks() is call_rcu(), whose grace period waits as long, since
+ * the completion cannot be preempted). vsock frees its packets in task
+ * context. xv_zerocopy_free() drops the reference last, and returns to the
+ * RCU callback loop with bottom halves disabled: free_module() waits for
+ * that with synchronize_rcu() before it frees the text.
  */
+struct xv_zerocopy {
+	struct ubuf_info ubuf;
+	struct rcu_head rcu;
+};
+
+static void xv_zerocopy_free(struct rcu_head *rcu)
+{
+	kfree(container_of(rcu, struct xv_zerocopy, rcu));
+	module_put(THIS_MODULE);
+}
+
 static void xv_zerocopy_complete(struct sk_buff *skb, struct ubuf_info *uarg,
 				 bool zerocopy_success)
 {
+	struct xv_zerocopy *zc = container_of(uarg, struct xv_zerocopy, ubuf);
+
 	if (refcount_dec_and_test(&uarg->refcnt))
-		kfree(uarg);
+		call_rcu_tasks(&zc->rcu, xv_zerocopy_free);
 }
 
 static const struct ubuf_info_ops xv_zerocopy_ops = {
@@ -70,19 +101,29 @@ static const struct ubuf_info_ops xv_zerocopy_ops = {
 
 struct ubuf_info *xv_zerocopy_alloc(void)
 {
-	struct ubuf_info *uarg = kzalloc(sizeof(*uarg), GFP_KERNEL);
+	struct xv_zerocopy *zc;
 
-	if (!uarg)
+	/* A preempted completion would have no grace period to wait for. */
+	if (IS_ENABLED(CONFIG_PREEMPTION) && !IS_ENABLED(CONFIG_TASKS_RCU))
 		return NULL;
-	uarg->ops = &xv_zerocopy_ops;
-	uarg->flags = SKBFL_ZEROCOPY_FRAG;
-	refcount_set(&uarg->refcnt, 1);
-	return uarg;
+	zc = kzalloc(sizeof(*zc), GFP_KERNEL);
+	if (!zc)
+		return NULL;
+	zc->ubuf.ops = &xv_zerocopy_ops;
+	zc->ubuf.flags = SKBFL_ZEROCOPY_FRAG;
+	refcount_set(&zc->ubuf.refcnt, 1);
+	return &zc->ubuf;
 }
 
+/* Drops the owner's count; the caller holds a reference on this module. */
 void xv_zerocopy_put(struct ubuf_info *uarg)
 {
-	xv_zerocopy_complete(NULL, uarg, true);
+	__module_get(THIS_MODULE);
+	if (refcount_dec_and_test(&uarg->refcnt)) {
+		/* No packet holds the handle: free it at once. */
+		kfree(container_of(uarg, struct xv_zerocopy, ubuf));
+		module_put(THIS_MODULE);
+	}
 }
 
 /* SO_ZEROCOPY, which vsock refuses where its transport cannot do it. */
@@ -122,7 +163,6 @@ void xv_sk_callback_write_unlock(struct sock *sk)
 /* rpc_xprt and rpc_rqst: the client transport and nfsd's backchannel */
 
 #include <linux/gfp.h>
-#include <linux/module.h>
 #include <linux/ratelimit.h>
 #include <linux/sunrpc/sched.h>
 #include <linux/sunrpc/xprt.h>
@@ -237,6 +277,7 @@ void xv_xprt_warn_ratelimited(const struct rpc_xprt *xprt, const char *what)
 /* Client transport */
 
 #include <linux/mutex.h>
+#include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/workqueue.h>
 
@@ -286,6 +327,17 @@ unsigned int xv_clnt_memalloc_nofs_save(void)
 void xv_clnt_memalloc_nofs_restore(unsigned int flags)
 {
 	memalloc_nofs_restore(flags);
+}
+
+void xv_clnt_cond_resched(void)
+{
+	cond_resched();
+}
+
+/* A connect op that did not get XPRT_LOCKED: xprtsock warns the same way. */
+void xv_clnt_warn_connect_unlocked(void)
+{
+	WARN_ON_ONCE(1);
 }
 
 /* Server transport */

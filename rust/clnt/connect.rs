@@ -25,7 +25,8 @@ impl Transport {
     fn connect(&self, locked: XprtLocked<'_>, task: *mut sys::rpc_task) {
         let x = self.xprt();
         if !locked.lock_connect(task, self) {
-            kernel::pr_warn!("connect without the transport lock\n");
+            // SAFETY: only prints a warning, once, with a backtrace.
+            unsafe { sys::xv_clnt_warn_connect_unlocked() };
         }
         let mut delay = 0;
         // Flapping connections back off; one that lasted beyond the

@@ -64,6 +64,14 @@ impl Receiver {
     fn calldir(&self) -> u32 {
         u32::from_be_bytes([self.hdr[4], self.hdr[5], self.hdr[6], self.hdr[7]])
     }
+
+    /// Puts the record's header into `req`, unless it is there already.
+    fn header_into(&mut self, req: &Rqst) {
+        if self.copied == 0 {
+            req.copy_header(&self.hdr);
+            self.copied = HDR_LEN;
+        }
+    }
 }
 
 /// Why the receive loop stops; a malformed record names its fault.
@@ -88,6 +96,11 @@ impl Transport {
                     if let Err(stop) = self.recv_step(sock, rx) {
                         break stop;
                     }
+                    // A server that streams without pause must not keep
+                    // the CPU, as in xprtsock's stream receive.
+                    // SAFETY: the worker may sleep here: it holds only
+                    // `recv_mutex`, a mutex.
+                    unsafe { sys::xv_clnt_cond_resched() };
                 };
                 self.recv_stopped(rx, stop);
             }
@@ -138,16 +151,12 @@ impl Transport {
             }
             return self.after(rx, progress);
         }
-        match rx.target {
-            Target::Reply => self.read_reply(sock, rx, offset, len),
-            #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
-            Target::Callback => self.read_callback(sock, rx, offset, len),
-            Target::Discard | Target::Header => {
-                let n = Stop::from_read(sock.recv_discard(len))?;
-                let progress = rx.decoder.consumed(n).map_err(malformed)?;
-                self.after(rx, progress)
-            }
+        if matches!(rx.target, Target::Discard | Target::Header) {
+            let n = Stop::from_read(sock.recv_discard(len))?;
+            let progress = rx.decoder.consumed(n).map_err(malformed)?;
+            return self.after(rx, progress);
         }
+        self.read_payload(sock, rx, offset, len)
     }
 
     /// Handles the end of a record reported by the decoder.
@@ -160,66 +169,84 @@ impl Transport {
                 "record shorter than an RPC header"
             )));
         }
-        if rx.target == Target::Reply {
-            // The record ended with the bytes already held: complete it.
-            let x = self.xprt();
-            x.with_queue_lock(|q| {
-                if let Some(req) = q.lookup_rqst(rx.xid()) {
-                    if rx.copied == 0 || req.private_len(q) != 0 {
-                        if rx.copied == 0 {
-                            req.copy_header(&rx.hdr);
-                        }
-                        req.complete(q, len as usize);
-                    }
-                }
-            });
-        }
-        #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
-        if rx.target == Target::Callback && rx.copied == 0 {
-            // A callback of nothing but its header.
-            let x = self.xprt();
-            if let Some(req) = bc_pool::lookup(x, rx.xid(), false) {
-                req.copy_header(&rx.hdr);
-                bc_pool::complete(x, req, len as usize);
-            }
+        // The record ended with the bytes already held: a record of
+        // nothing but its header, or one whose last fragment is empty.
+        if let Some(req) = self.target_rqst(rx)? {
+            rx.header_into(req);
+            self.finish_rqst(rx, req, true);
         }
         rx.target = Target::Header;
         rx.copied = 0;
         Ok(())
     }
 
-    /// Copies up to `len` bytes at record `offset` into the reply's buffer.
-    fn read_reply(
+    /// Copies up to `len` bytes at record `offset` into the request that
+    /// receives the record, and completes it once the record is complete.
+    fn read_payload(
         &self,
         sock: &Socket,
         rx: &mut Receiver,
         offset: usize,
         len: usize,
     ) -> Result<(), Stop> {
-        let x = self.xprt();
-        let pinned = x.with_queue_lock(|q| {
-            let req = q.lookup_rqst(rx.xid())?;
-            // A request that was re-queued since the first bytes arrived
-            // has a fresh buffer: the rest of this reply is stale.
-            if rx.copied != 0 && req.private_len(q) == 0 {
-                return None;
-            }
-            Some(req.pin(q))
-        });
-        let Some(req) = pinned else {
+        let Some(req) = self.target_rqst(rx)? else {
             rx.target = Target::Discard;
             return Ok(());
         };
         let filled = self.fill_rqst(sock, rx, req, offset, len);
-        x.with_queue_lock(|q| {
-            if filled.ended {
-                req.complete(q, rx.copied);
-            } else {
-                req.set_private_len(q, rx.copied);
-            }
-            req.unpin(q);
-        });
+        self.finish_rqst(rx, req, filled.ended);
         self.after_fill(rx, filled)
+    }
+
+    /// The request the record goes into, pinned if it is a reply's; `None`
+    /// if the rest of the record is to be dropped.
+    fn target_rqst(&self, rx: &Receiver) -> Result<Option<&Rqst>, Stop> {
+        let x = self.xprt();
+        let continued = rx.copied != 0;
+        match rx.target {
+            Target::Reply => Ok(x.with_queue_lock(|q| {
+                let req = q.lookup_rqst(rx.xid())?;
+                // A request that was re-queued since the first bytes
+                // arrived has a fresh buffer: the rest of this reply is
+                // stale.
+                if continued && req.private_len(q) == 0 {
+                    return None;
+                }
+                Some(req.pin(q))
+            })),
+            #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+            Target::Callback => match bc_pool::lookup(x, rx.xid(), continued) {
+                Some(req) => Ok(Some(req)),
+                // The pool was destroyed under the callback: drop the rest.
+                None if continued => Ok(None),
+                // More callbacks in flight than CREATE_SESSION allowed.
+                None => Err(Stop::Malformed(kernel::c_str!(
+                    "callback beyond the backchannel's slots"
+                ))),
+            },
+            Target::Header | Target::Discard => Ok(None),
+        }
+    }
+
+    /// Hands `req` the record's `rx.copied` bytes if `ended`, else notes
+    /// how far a reply got; unpins a reply.
+    fn finish_rqst(&self, rx: &Receiver, req: &Rqst, ended: bool) {
+        let x = self.xprt();
+        match rx.target {
+            Target::Reply => x.with_queue_lock(|q| {
+                if ended {
+                    req.complete(q, rx.copied);
+                } else {
+                    req.set_private_len(q, rx.copied);
+                }
+                req.unpin(q);
+            }),
+            // A callback longer than its page is passed on cut short, as
+            // xprtsock does; the callback service rejects it.
+            #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
+            Target::Callback if ended => bc_pool::complete(x, req, rx.copied),
+            _ => {}
+        }
     }
 
     /// Reads stream bytes for record offsets `[offset, offset + len)` into
@@ -233,10 +260,7 @@ impl Transport {
         offset: usize,
         len: usize,
     ) -> Filled {
-        if rx.copied == 0 {
-            req.copy_header(&rx.hdr);
-            rx.copied = HDR_LEN;
-        }
+        rx.header_into(req);
         let (n, stop) = req.read_private(sock, offset, offset + len);
         let progress = if n > 0 {
             rx.decoder.consumed(n)
@@ -294,38 +318,6 @@ impl Transport {
             return Target::Callback;
         }
         Target::Discard
-    }
-
-    /// Copies up to `len` bytes at record `offset` into the callback's
-    /// request, and queues it for the callback service once complete.
-    #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
-    fn read_callback(
-        &self,
-        sock: &Socket,
-        rx: &mut Receiver,
-        offset: usize,
-        len: usize,
-    ) -> Result<(), Stop> {
-        let x = self.xprt();
-        let continued = rx.copied != 0;
-        let Some(req) = bc_pool::lookup(x, rx.xid(), continued) else {
-            if continued {
-                // The pool was destroyed under the callback: drop the rest.
-                rx.target = Target::Discard;
-                return Ok(());
-            }
-            // More callbacks in flight than CREATE_SESSION allowed.
-            return Err(Stop::Malformed(kernel::c_str!(
-                "callback beyond the backchannel's slots"
-            )));
-        };
-        let filled = self.fill_rqst(sock, rx, req, offset, len);
-        if filled.ended {
-            // A callback longer than its page is passed on cut short, as
-            // xprtsock does; the callback service rejects it.
-            bc_pool::complete(x, req, rx.copied);
-        }
-        self.after_fill(rx, filled)
     }
 }
 

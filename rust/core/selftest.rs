@@ -69,6 +69,7 @@ cases!(
     marker_length_limit,
     single_fragment_record,
     zero_length_records,
+    empty_last_fragment_ends_record,
     every_split_of_multi_fragment_records,
     record_length_limit,
     fragment_count_limit,
@@ -181,6 +182,35 @@ fn zero_length_records() -> Outcome {
     expect!(out.records == 2);
     expect!(out.record_ends[0] == 0 && out.record_ends[1] == 1);
     expect!(out.data[0] == b'z');
+    Ok(())
+}
+
+fn empty_last_fragment_ends_record() -> Outcome {
+    // "abc" then an empty last fragment: the record, all of its payload
+    // already read, ends when the last marker byte is, as receivers that
+    // deliver a record only at its end rely on.
+    const STREAM: [u8; 11] = [0, 0, 0, 3, b'a', b'b', b'c', 0x80, 0, 0, 0];
+    for cut in 0..=STREAM.len() {
+        let out = decode(SMALL, &STREAM, &[cut]).map_err(|_| fail(line!()))?;
+        expect!(out.records == 1 && out.record_ends[0] == 3);
+        expect!(&out.data[..3] == b"abc");
+    }
+    let mut dec = RecordDecoder::new(SMALL);
+    for (i, &b) in STREAM.iter().enumerate() {
+        let in_marker = match dec.want() {
+            Want::Marker(buf) => {
+                buf[0] = b;
+                true
+            }
+            Want::Payload { .. } => false,
+        };
+        let progress = dec.consumed(1).map_err(|_| fail(line!()))?;
+        if i + 1 == STREAM.len() {
+            expect!(in_marker && progress == Progress::Record { len: 3 });
+        } else {
+            expect!(progress == Progress::Incomplete);
+        }
+    }
     Ok(())
 }
 

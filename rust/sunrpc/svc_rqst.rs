@@ -14,7 +14,7 @@ use kernel::page::PAGE_SIZE;
 use kernel::types::Opaque;
 
 use crate::sys;
-use crate::vsock::{Socket, ZeroCopy};
+use crate::vsock::{Deadline, Socket, ZeroCopy};
 
 /// Pages of a server thread's receive buffer (`RPCSVC_MAXPAGES`).
 const MAX_PAGES: usize = sys::RPCSVC_MAXPAGES;
@@ -267,9 +267,9 @@ impl ReplyVec {
         })
     }
 
-    /// Sends `marker` followed by `res` on `sock`, waiting for credit up to
-    /// the socket's send timeout, its page data by reference if `zerocopy`
-    /// is given. Returns the bytes sent.
+    /// Sends `marker` followed by `res` on `sock`, waiting for credit until
+    /// `deadline`, its page data by reference if `zerocopy` is given.
+    /// Returns the bytes sent.
     ///
     /// # Safety
     ///
@@ -282,6 +282,7 @@ impl ReplyVec {
         marker: &mut [u8; 4],
         res: &sys::xdr_buf,
         zerocopy: Option<&ZeroCopy>,
+        deadline: Deadline,
     ) -> Result<usize> {
         let mut fill = Fill {
             bvec: self.bvec.as_mut_slice(),
@@ -316,7 +317,7 @@ impl ReplyVec {
         let Some(zerocopy) = zerocopy else {
             // SAFETY: the first `nr` entries describe readable memory
             // covering `total` bytes, and stay so while the reply is sent.
-            return unsafe { sock.send_bvec_wait(bvec, fill.nr, fill.total, None) };
+            return unsafe { sock.send_bvec_wait(bvec, fill.nr, fill.total, None, deadline) };
         };
         // Only the page data goes by reference: the marker is slab memory,
         // which must not be, and head and tail are small.
@@ -333,7 +334,9 @@ impl ReplyVec {
             // SAFETY: entries `start..end` cover `len` bytes of the marker or
             // of `res`, readable until this returns; by reference go only the
             // pages of `res` (both by the caller's guarantee).
-            let n = unsafe { sock.send_bvec_wait(bvec.add(start), end - start, len, zerocopy)? };
+            let n = unsafe {
+                sock.send_bvec_wait(bvec.add(start), end - start, len, zerocopy, deadline)?
+            };
             sent += n;
             if n != len {
                 break;

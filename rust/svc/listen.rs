@@ -5,8 +5,8 @@
 
 use core::ffi::c_int;
 use core::ptr;
+use core::sync::atomic::AtomicBool;
 
-use kernel::ffi::c_long;
 use kernel::prelude::*;
 use kernel::sync::new_mutex;
 
@@ -21,11 +21,6 @@ use crate::vsock::{Socket, ZeroCopy};
 
 /// Pending connections a listener queues, as SUNRPC's TCP listeners do.
 const LISTEN_BACKLOG: c_int = 64;
-
-/// How long a reply may wait for the peer's credit, in jiffies (30 s, as on
-/// TCP): a peer that stops reading loses its connection rather than a server
-/// thread.
-const SEND_TIMEOUT: c_long = 30 * sys::HZ as c_long;
 
 impl SvcVsock {
     /// `xpo_create`: a listener at `addr`.
@@ -61,18 +56,19 @@ impl SvcVsock {
         let owner = listener.owner();
         let peer = sock.peer_addr().ok()?;
         let local = sock.local_addr().ok()?;
-        sock.set_send_timeout(SEND_TIMEOUT);
         let limits = Limits::with_max_record_len(owner.max_mesg());
         let saved = SavedPages::new().ok()?;
         let reply = ReplyVec::new().ok()?;
+        // Without a completion handle, replies are copied.
         let zerocopy = if sock.enable_zerocopy() {
-            Some(ZeroCopy::new().ok()?)
+            ZeroCopy::new().ok()
         } else {
             None
         };
         let conn = KBox::pin_init(
             pin_init!(Conn {
                 peer,
+                stalled: AtomicBool::new(false),
                 recv <- new_mutex!(RecvState {
                     decoder: RecordDecoder::new(limits),
                     saved,

@@ -2,8 +2,15 @@
 
 //! Sending replies: `xpo_sendto`, and `xpo_has_wspace`, which keeps a
 //! connection without the peer's credit from a server thread.
+//!
+//! A peer that does not read its replies holds every thread that carries
+//! one of its calls, as on TCP. Two bounds keep that from growing: a
+//! record may wait [`SEND_TIMEOUT_MS`] in all for the peer's credit before
+//! the connection is closed, and while a record waits no thread takes
+//! another call from the connection, whatever credit trickles in.
 
 use core::ffi::c_int;
+use core::sync::atomic::Ordering;
 
 use kernel::error::code::{EAGAIN, EINVAL};
 
@@ -11,11 +18,23 @@ use super::{Conn, SvcVsock};
 use crate::record;
 use crate::sunrpc::svc_rqst::SvcRqst;
 use crate::sys;
+use crate::vsock::Deadline;
+
+/// How long a record may wait for the peer's credit, in all (30 s, svcsock's
+/// send timeout): a peer that stops reading loses its connection rather
+/// than server threads. A client that reads, however slowly, drains a 1 MiB
+/// reply in well under a second even under emulation.
+const SEND_TIMEOUT_MS: u32 = 30_000;
 
 impl SvcVsock {
-    /// `xpo_has_wspace`: whether a reply could be sent now.
+    /// `xpo_has_wspace`: whether a thread may take a call from the
+    /// transport: from a connection only while no record waits for the
+    /// peer's credit and the peer has granted some.
     fn has_wspace(&self) -> bool {
-        self.conn.is_none() || self.sock.peer_has_credit()
+        match &self.conn {
+            Some(conn) => !conn.stalled.load(Ordering::SeqCst) && self.sock.peer_credit() > 0,
+            None => true,
+        }
     }
 
     /// `xpo_sendto`: sends the reply of `rqstp` as one record.
@@ -39,9 +58,10 @@ impl SvcVsock {
 
     /// Sends `buf` as one record on `conn`, which the caller serialises with
     /// `xpt_mutex`, its page data by reference if `zerocopy` and the
-    /// connection allows it. A short or failed send logs why, calling the
-    /// record `what`, and closes the connection: the stream is out of step.
-    /// Returns the bytes sent, marker included, if the whole record went.
+    /// connection allows it, waiting up to [`SEND_TIMEOUT_MS`] for credit. A
+    /// short or failed send logs why, calling the record `what`, and closes
+    /// the connection: the stream is out of step. Returns the bytes sent,
+    /// marker included, if the whole record went.
     ///
     /// # Safety
     ///
@@ -62,6 +82,13 @@ impl SvcVsock {
         } else {
             None
         };
+        // A record the peer has no room for yet keeps further calls of the
+        // connection from threads until it is out.
+        let stalled = self.sock.peer_credit() < (len + record::MARKER_LEN) as u64;
+        if stalled {
+            conn.stalled.store(true, Ordering::SeqCst);
+        }
+        let deadline = Deadline::in_ms(SEND_TIMEOUT_MS);
         let sent = record::single_fragment_marker(len)
             .map_err(|_| EINVAL)
             .and_then(|marker| {
@@ -71,9 +98,14 @@ impl SvcVsock {
                 unsafe {
                     state
                         .reply
-                        .send_xdr(&self.sock, &mut state.marker, buf, zerocopy)
+                        .send_xdr(&self.sock, &mut state.marker, buf, zerocopy, deadline)
                 }
             });
+        if stalled {
+            conn.stalled.store(false, Ordering::SeqCst);
+            // The calls that arrived meanwhile may go to threads again.
+            self.xprt().enqueue();
+        }
         match sent {
             Ok(n) if n == len + record::MARKER_LEN => return Some(n),
             Ok(n) => conn.notice(format_args!("sent {n} of {len} {what} bytes")),

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # shellcheck shell=bash
 #
-# Sourced by the client cases 40-49: loads xprtvsock.ko (and unloads it at
+# Sourced by the client cases 40-49 (and 33): loads xprtvsock.ko (and unloads it at
 # the end if this case loaded it, so that the no-transport cases still find
 # it absent), exports a tmpfs to the vsock client CID 1, starts nfsd with
 # a vsock listener on port 2049 in this guest and mounts it over vsock

@@ -12,7 +12,7 @@ mod rpc;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -31,11 +31,24 @@ Scenarios, each on a connection of its own:
   zero-flood    5000 empty non-final fragments: expect a close
   garbage       a record of noise and a call with bad credentials: no hang
   half=SECS     half a record, then SECS seconds of silence, then close
+  stall=SECS    never read: with room for four replies, five NULL calls,
+                then 16 more: expect a close within SECS seconds
+  hold=SECS     an NFSv4.0 READ of 64 KiB of the file xv-peer-data in the
+                server's root: expect NFS4_OK in the reply, but leave it
+                unread (peeked at only) for SECS seconds, then close
 
 Defaults: CID 1 (loopback), port 2049, timeout 20 seconds.";
 
 /// Largest reply the peer accepts.
 const MAX_REPLY: u32 = 4 << 20;
+
+/// `SO_VM_SOCKETS_BUFFER_SIZE` (linux/vm_sockets.h), which libc lacks.
+const SO_VM_SOCKETS_BUFFER_SIZE: libc::c_int = 0;
+
+/// The receive buffer of the "stall" scenario, which is the credit it
+/// grants the server: four NULL replies of 28 bytes with their markers fit,
+/// a fifth does not.
+const STALL_BUFFER: u64 = 128;
 
 struct Options {
     cid: u32,
@@ -52,7 +65,9 @@ struct Conn {
     next_xid: u32,
 }
 
-fn vsock_connect(opts: &Options) -> io::Result<Conn> {
+/// Connects to the server; `buffer`, if given, is the receive buffer the
+/// socket grants the server as credit.
+fn vsock_connect(opts: &Options, buffer: Option<u64>) -> io::Result<Conn> {
     // SAFETY: plain socket(2) call.
     let fd: RawFd = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) };
     if fd < 0 {
@@ -78,6 +93,21 @@ fn vsock_connect(opts: &Options) -> io::Result<Conn> {
                 option,
                 std::ptr::from_ref(&timeout).cast(),
                 std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    if let Some(size) = buffer {
+        // SAFETY: `size` is a valid `u64` of the length passed.
+        let ret = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::AF_VSOCK,
+                SO_VM_SOCKETS_BUFFER_SIZE,
+                std::ptr::from_ref(&size).cast(),
+                std::mem::size_of::<u64>() as libc::socklen_t,
             )
         };
         if ret < 0 {
@@ -164,6 +194,34 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Waits, without reading, until the server shuts the connection down.
+    fn await_hangup(&self, within: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        let mut pfd = libc::pollfd {
+            fd: self.file.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        while let Some(left) = within.checked_sub(start.elapsed()) {
+            let ms = left.as_millis().min(i32::MAX as u128) as libc::c_int;
+            // SAFETY: `pfd` is one valid `pollfd`.
+            let ret = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if ret < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(format!("poll: {e}"));
+            }
+            if pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+                return Ok(start.elapsed());
+            }
+        }
+        Err(format!("still open after {within:?}"))
+    }
+}
+
 fn expect_success(reply: Reply) -> Result<String, String> {
     match reply {
         Reply::Accepted {
@@ -179,8 +237,78 @@ fn null_call(conn: &mut Conn) -> (u32, Vec<u8>) {
     (xid, rpc::call(xid, rpc::NFS_PROGRAM, 4, 0, &[]))
 }
 
+/// The "stall=SECS" scenario on a connection with [`STALL_BUFFER`] of
+/// receive buffer: four replies fill it up to 16 bytes, the fifth waits
+/// for credit that never comes; the server must take none of the calls
+/// that follow meanwhile, and close within SECS seconds.
+fn stall_then_more(conn: &mut Conn, secs: &str) -> Result<String, String> {
+    let secs: u64 = secs.parse().map_err(|e| format!("stall={secs}: {e}"))?;
+    let mut nulls = |n: usize| -> Result<(), String> {
+        for _ in 0..n {
+            let (_, call) = null_call(conn);
+            conn.send(&rpc::frame(&call, usize::MAX))
+                .map_err(|e| format!("send: {e}"))?;
+        }
+        Ok(())
+    };
+    nulls(4)?;
+    sleep(Duration::from_secs(1));
+    nulls(1)?;
+    sleep(Duration::from_secs(1));
+    nulls(16)?;
+    conn.await_hangup(Duration::from_secs(secs))
+        .map(|t| format!("closed {t:?} after the last call, nothing read"))
+}
+
+/// The "hold=SECS" scenario: reads a file and leaves the reply, 64 KiB of
+/// page data that a server with zero-copy sends by reference, in the
+/// socket's receive queue for `secs` seconds.
+fn hold_reply(conn: &mut Conn, secs: &str) -> Result<String, String> {
+    let secs: u64 = secs.parse().map_err(|e| format!("hold={secs}: {e}"))?;
+    let xid = conn.xid();
+    let args = rpc::read_args("xv-peer-data", 64 << 10);
+    let call = rpc::call(xid, rpc::NFS_PROGRAM, 4, rpc::NFSPROC4_COMPOUND, &args);
+    conn.send(&rpc::frame(&call, usize::MAX))
+        .map_err(|e| format!("send: {e}"))?;
+    // Marker, then the reply header up to the COMPOUND status: peeked at,
+    // so that the reply stays queued.
+    let mut head = [0u8; 4 + 7 * 4];
+    // SAFETY: `head` is writable for its length.
+    let n = unsafe {
+        libc::recv(
+            conn.file.as_raw_fd(),
+            head.as_mut_ptr().cast(),
+            head.len(),
+            libc::MSG_PEEK | libc::MSG_WAITALL,
+        )
+    };
+    if n != head.len() as isize {
+        return Err(format!("peek: {}", io::Error::last_os_error()));
+    }
+    let reply = rpc::parse_reply(&head[4..]).map_err(|e| e.to_string())?;
+    expect_success(reply)?;
+    let status = u32::from_be_bytes([head[28], head[29], head[30], head[31]]);
+    if reply.xid() != xid || status != 0 {
+        return Err(format!(
+            "READ answered {reply:?} with NFSv4 status {status}"
+        ));
+    }
+    sleep(Duration::from_secs(secs));
+    Ok(format!(
+        "left a READ reply unread for {secs} s, then closed"
+    ))
+}
+
 fn scenario(opts: &Options, name: &str) -> Result<String, String> {
-    let mut conn = vsock_connect(opts).map_err(|e| format!("connect: {e}"))?;
+    let stall = name.strip_prefix("stall=");
+    let buffer = stall.map(|_| STALL_BUFFER);
+    let mut conn = vsock_connect(opts, buffer).map_err(|e| format!("connect: {e}"))?;
+    if let Some(secs) = stall {
+        return stall_then_more(&mut conn, secs);
+    }
+    if let Some(secs) = name.strip_prefix("hold=") {
+        return hold_reply(&mut conn, secs);
+    }
     let io = |e: io::Error| format!("send: {e}");
     match name {
         "null" => {

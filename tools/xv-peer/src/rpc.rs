@@ -44,6 +44,30 @@ pub fn call(xid: u32, prog: u32, vers: u32, proc_: u32, args: &[u8]) -> Vec<u8> 
     msg
 }
 
+/// NFSv4 COMPOUND, procedure 1 of version 4.
+pub const NFSPROC4_COMPOUND: u32 = 1;
+
+/// The arguments of an NFSv4.0 COMPOUND that reads `count` bytes at offset
+/// 0 of the file `name` in the server's root, with the anonymous stateid
+/// (RFC 7530): PUTROOTFH, LOOKUP, READ.
+pub fn read_args(name: &str, count: u32) -> Vec<u8> {
+    const OP_LOOKUP: u32 = 15;
+    const OP_PUTROOTFH: u32 = 24;
+    const OP_READ: u32 = 25;
+    // Empty tag, minor version 0, three operations.
+    let mut args: Vec<u8> = [0u32, 0, 3, OP_PUTROOTFH, OP_LOOKUP, name.len() as u32]
+        .iter()
+        .flat_map(|w| w.to_be_bytes())
+        .collect();
+    args.extend_from_slice(name.as_bytes());
+    args.resize(args.len().next_multiple_of(4), 0);
+    args.extend_from_slice(&OP_READ.to_be_bytes());
+    // The anonymous stateid (all zero), then offset 0.
+    args.extend_from_slice(&[0; 16 + 8]);
+    args.extend_from_slice(&count.to_be_bytes());
+    args
+}
+
 /// Frames `msg` as one record split into fragments of at most `fragment`
 /// bytes (at least 1); an empty message is one empty last fragment.
 pub fn frame(msg: &[u8], fragment: usize) -> Vec<u8> {

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Zero-copy packets outlive the connection that sent them. Over vsock
+# loopback, tools/xv-peer asks nfsd for a 64 KiB READ and leaves the reply
+# unread: its pages sit by reference in the peer's receive queue, holding
+# the connection's completion handle. Once nfsd is stopped ("rpc.nfsd 0")
+# the module must still refuse to unload, because those packets will call
+# its completion code when they are freed; once the peer has closed, it
+# unloads. Nothing oopses. Needs the in-tree series and tools/xv-peer
+# built.
+set -euo pipefail
+. "$(dirname "$0")/clnt-lib.bash"
+
+peer=$XV_ROOT/target/release/xv-peer
+[[ -x $peer ]] || xv_fail "no $peer (cargo build --release -p xv-peer)"
+[[ ! -e /sys/module/xprtvsock ]] || xv_skip "xprtvsock is loaded already"
+xv_start
+head -c 65536 /dev/urandom >"$xv_export/xv-peer-data"
+chmod 644 "$xv_export/xv-peer-data"
+
+"$peer" --timeout 30 hold=10 &
+holder=$!
+sleep 4
+rpc.nfsd 0
+grep -q vsock /proc/fs/nfsd/portlist 2>/dev/null && xv_fail "vsock listener left after rpc.nfsd 0"
+if rmmod xprtvsock 2>/dev/null; then
+	xv_loaded=
+	xv_fail "rmmod succeeded while packets of an unread reply held the module's code"
+fi
+echo "rmmod refused while the reply is unread: ok (refcnt $(cat /sys/module/xprtvsock/refcnt))"
+wait "$holder" || xv_fail "xv-peer hold failed"
+unloaded=
+# vsock may keep the closed socket, and the packets, for up to 8 s.
+for _ in $(seq 75); do
+	if rmmod xprtvsock 2>/dev/null; then
+		unloaded=1
+		break
+	fi
+	sleep 0.2
+done
+[[ -n $unloaded ]] || xv_fail "rmmod refused after the peer closed: refcnt $(cat /sys/module/xprtvsock/refcnt)"
+xv_loaded=
+echo "rmmod after the peer closed: ok"
+xv_check_log
