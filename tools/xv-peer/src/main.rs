@@ -8,6 +8,7 @@
 //! status is 0 only if every scenario passed.
 
 mod rpc;
+mod scenario;
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -17,27 +18,9 @@ use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use rpc::Reply;
-
-const USAGE: &str = "\
-usage: xv-peer [--cid CID] [--port PORT] [--timeout SECS] SCENARIO...
-
-Scenarios, each on a connection of its own:
-  null          NULL call to NFS (program 100003) version 4: expect SUCCESS
-  null-frag     the same call in 4-byte fragments, sent a byte at a time
-  big           a 192 KiB call sent in 16 KiB pieces: expect a reply to it
-  reply-dir     a REPLY-direction record, then a NULL call on the connection
-  oversized     a fragment header announcing 2^31-1 bytes: expect a close
-  zero-flood    5000 empty non-final fragments: expect a close
-  garbage       a record of noise and a call with bad credentials: no hang
-  half=SECS     half a record, then SECS seconds of silence, then close
-  stall=SECS    never read: with room for four replies, five NULL calls,
-                then 16 more: expect a close within SECS seconds
-  hold=SECS     an NFSv4.0 READ of 64 KiB of the file xv-peer-data in the
-                server's root: expect NFS4_OK in the reply, but leave it
-                unread (peeked at only) for SECS seconds, then close
-
-Defaults: CID 1 (loopback), port 2049, timeout 20 seconds.";
+use scenario::{Named, Scenario};
 
 /// Largest reply the peer accepts.
 const MAX_REPLY: u32 = 4 << 20;
@@ -49,6 +32,26 @@ const SO_VM_SOCKETS_BUFFER_SIZE: libc::c_int = 0;
 /// grants the server: four NULL replies of 28 bytes with their markers fit,
 /// a fifth does not.
 const STALL_BUFFER: u64 = 128;
+
+/// An ONC RPC peer over AF_VSOCK, well-behaved or hostile, for testing
+/// nfsd's vsock transport.
+#[derive(Parser, Debug)]
+#[command(name = "xv-peer", version, after_help = scenario::SCENARIOS)]
+struct Cli {
+    /// CID of the server: 1 is this kernel (loopback), 2 the host
+    #[arg(long, default_value_t = 1)]
+    cid: u32,
+    /// vsock port of the server
+    #[arg(long, default_value_t = 2049)]
+    port: u32,
+    /// Seconds to wait for a reply, a close or room to send
+    #[arg(long, value_name = "SECS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+    /// Scenarios to run in turn (see below)
+    #[arg(value_name = "SCENARIO", required = true)]
+    scenarios: Vec<Named>,
+}
 
 struct Options {
     cid: u32,
@@ -241,8 +244,7 @@ fn null_call(conn: &mut Conn) -> (u32, Vec<u8>) {
 /// receive buffer: four replies fill it up to 16 bytes, the fifth waits
 /// for credit that never comes; the server must take none of the calls
 /// that follow meanwhile, and close within SECS seconds.
-fn stall_then_more(conn: &mut Conn, secs: &str) -> Result<String, String> {
-    let secs: u64 = secs.parse().map_err(|e| format!("stall={secs}: {e}"))?;
+fn stall_then_more(conn: &mut Conn, secs: u64) -> Result<String, String> {
     let mut nulls = |n: usize| -> Result<(), String> {
         for _ in 0..n {
             let (_, call) = null_call(conn);
@@ -263,8 +265,7 @@ fn stall_then_more(conn: &mut Conn, secs: &str) -> Result<String, String> {
 /// The "hold=SECS" scenario: reads a file and leaves the reply, 64 KiB of
 /// page data that a server with zero-copy sends by reference, in the
 /// socket's receive queue for `secs` seconds.
-fn hold_reply(conn: &mut Conn, secs: &str) -> Result<String, String> {
-    let secs: u64 = secs.parse().map_err(|e| format!("hold={secs}: {e}"))?;
+fn hold_reply(conn: &mut Conn, secs: u64) -> Result<String, String> {
     let xid = conn.xid();
     let args = rpc::read_args("xv-peer-data", 64 << 10);
     let call = rpc::call(xid, rpc::NFS_PROGRAM, 4, rpc::NFSPROC4_COMPOUND, &args);
@@ -299,24 +300,19 @@ fn hold_reply(conn: &mut Conn, secs: &str) -> Result<String, String> {
     ))
 }
 
-fn scenario(opts: &Options, name: &str) -> Result<String, String> {
-    let stall = name.strip_prefix("stall=");
-    let buffer = stall.map(|_| STALL_BUFFER);
+fn scenario(opts: &Options, scenario: Scenario) -> Result<String, String> {
+    let buffer = matches!(scenario, Scenario::Stall { .. }).then_some(STALL_BUFFER);
     let mut conn = vsock_connect(opts, buffer).map_err(|e| format!("connect: {e}"))?;
-    if let Some(secs) = stall {
-        return stall_then_more(&mut conn, secs);
-    }
-    if let Some(secs) = name.strip_prefix("hold=") {
-        return hold_reply(&mut conn, secs);
-    }
     let io = |e: io::Error| format!("send: {e}");
-    match name {
-        "null" => {
+    match scenario {
+        Scenario::Stall { secs } => stall_then_more(&mut conn, secs),
+        Scenario::HoldReply { secs } => hold_reply(&mut conn, secs),
+        Scenario::Null => {
             let (xid, call) = null_call(&mut conn);
             conn.send(&rpc::frame(&call, usize::MAX)).map_err(io)?;
             expect_success(conn.reply(xid)?)
         }
-        "null-frag" => {
+        Scenario::NullFrag => {
             let (xid, call) = null_call(&mut conn);
             for byte in rpc::frame(&call, 4) {
                 conn.send(&[byte]).map_err(io)?;
@@ -324,7 +320,7 @@ fn scenario(opts: &Options, name: &str) -> Result<String, String> {
             }
             expect_success(conn.reply(xid)?)
         }
-        "big" => {
+        Scenario::Big => {
             let xid = conn.xid();
             // Within nfsd's smallest limit (a 256 KiB payload), across pages.
             let call = rpc::call(xid, rpc::NFS_PROGRAM, 4, 0, &vec![0u8; 192 << 10]);
@@ -335,7 +331,7 @@ fn scenario(opts: &Options, name: &str) -> Result<String, String> {
             let reply = conn.reply(xid)?;
             Ok(format!("reply {reply:?} to a {} byte call", call.len()))
         }
-        "reply-dir" => {
+        Scenario::ReplyDir => {
             let bogus = [0xdead_beef_u32, rpc::REPLY, rpc::MSG_ACCEPTED, 0, 0, 0];
             let bogus: Vec<u8> = bogus.iter().flat_map(|w| w.to_be_bytes()).collect();
             conn.send(&rpc::frame(&bogus, usize::MAX)).map_err(io)?;
@@ -343,12 +339,12 @@ fn scenario(opts: &Options, name: &str) -> Result<String, String> {
             conn.send(&rpc::frame(&call, usize::MAX)).map_err(io)?;
             expect_success(conn.reply(xid)?).map(|s| format!("reply dropped; then {s}"))
         }
-        "oversized" => {
+        Scenario::Oversized => {
             conn.send(&rpc::marker(0x7fff_ffff, true)).map_err(io)?;
             conn.expect_close(opts.timeout)
                 .map(|t| format!("closed after {t:?}"))
         }
-        "zero-flood" => {
+        Scenario::ZeroFlood => {
             let flood: Vec<u8> = (0..5000).flat_map(|_| rpc::marker(0, false)).collect();
             // The server may close before it has read everything.
             if let Err(e) = conn.send(&flood) {
@@ -359,7 +355,7 @@ fn scenario(opts: &Options, name: &str) -> Result<String, String> {
             conn.expect_close(opts.timeout)
                 .map(|t| format!("closed after {t:?}"))
         }
-        "garbage" => {
+        Scenario::Garbage => {
             let noise: Vec<u8> = (0..256u32)
                 .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
                 .collect();
@@ -389,66 +385,31 @@ fn scenario(opts: &Options, name: &str) -> Result<String, String> {
             }
             Ok(format!("server answered {answers:?}"))
         }
-        _ => match name.strip_prefix("half=").map(str::parse::<u64>) {
-            Some(Ok(secs)) => {
-                let (_, call) = null_call(&mut conn);
-                let framed = rpc::frame(&call, usize::MAX);
-                conn.send(&framed[..framed.len() / 2]).map_err(io)?;
-                sleep(Duration::from_secs(secs));
-                Ok(format!(
-                    "sent {} of {} bytes, then closed",
-                    framed.len() / 2,
-                    framed.len()
-                ))
-            }
-            _ => Err("unknown scenario".into()),
-        },
-    }
-}
-
-fn parse_args() -> Result<(Options, Vec<String>), String> {
-    let mut opts = Options {
-        cid: 1,
-        port: 2049,
-        timeout: Duration::from_secs(20),
-    };
-    let mut scenarios = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |what: &str| -> Result<u64, String> {
-            args.next()
-                .ok_or(format!("{arg} needs {what}"))?
-                .parse()
-                .map_err(|e| format!("{arg}: {e}"))
-        };
-        match arg.as_str() {
-            "--cid" => opts.cid = value("a CID")? as u32,
-            "--port" => opts.port = value("a port")? as u32,
-            "--timeout" => opts.timeout = Duration::from_secs(value("seconds")?),
-            "-h" | "--help" => return Err(String::new()),
-            _ => scenarios.push(arg),
+        Scenario::Half { secs } => {
+            let (_, call) = null_call(&mut conn);
+            let framed = rpc::frame(&call, usize::MAX);
+            conn.send(&framed[..framed.len() / 2]).map_err(io)?;
+            sleep(Duration::from_secs(secs));
+            Ok(format!(
+                "sent {} of {} bytes, then closed",
+                framed.len() / 2,
+                framed.len()
+            ))
         }
     }
-    if scenarios.is_empty() {
-        return Err("no scenario given".into());
-    }
-    Ok((opts, scenarios))
 }
 
 fn main() -> ExitCode {
-    let (opts, scenarios) = match parse_args() {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("xv-peer: {e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+    // Usage errors exit with status 2, as before clap.
+    let cli = Cli::parse();
+    let opts = Options {
+        cid: cli.cid,
+        port: cli.port,
+        timeout: Duration::from_secs(cli.timeout),
     };
     let mut failed = false;
-    for name in &scenarios {
-        match scenario(&opts, name) {
+    for name in &cli.scenarios {
+        match scenario(&opts, name.scenario) {
             Ok(what) => println!("xv-peer: {name}: ok: {what}"),
             Err(why) => {
                 println!("xv-peer: {name}: FAIL: {why}");
@@ -460,5 +421,65 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// The command lines of scripts/vm-tests/3*.sh and
+    /// scripts/guest/pair-nfs-guest.
+    #[test]
+    fn callers_command_lines_parse() {
+        let cli = Cli::try_parse_from(
+            "xv-peer --cid 2 --port 2049 null null-frag big reply-dir oversized zero-flood \
+             garbage half=5"
+                .split_whitespace(),
+        )
+        .unwrap();
+        assert_eq!((cli.cid, cli.port, cli.timeout), (2, 2049, 20));
+        let names: Vec<String> = cli.scenarios.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            [
+                "null",
+                "null-frag",
+                "big",
+                "reply-dir",
+                "oversized",
+                "zero-flood",
+                "garbage",
+                "half=5"
+            ]
+        );
+        assert_eq!(cli.scenarios[7].scenario, Scenario::Half { secs: 5 });
+        let cli = Cli::try_parse_from(["xv-peer", "--timeout", "30", "null"]).unwrap();
+        assert_eq!((cli.cid, cli.port, cli.timeout), (1, 2049, 30));
+        let cli = Cli::try_parse_from(["xv-peer", "half=8"]).unwrap();
+        assert_eq!(cli.scenarios[0].scenario, Scenario::Half { secs: 8 });
+        let cli = Cli::try_parse_from(["xv-peer", "--timeout", "60", "stall=45"]).unwrap();
+        assert_eq!(cli.scenarios[0].scenario, Scenario::Stall { secs: 45 });
+        let cli = Cli::try_parse_from(["xv-peer", "--timeout", "30", "hold=10"]).unwrap();
+        assert_eq!(cli.scenarios[0].scenario, Scenario::HoldReply { secs: 10 });
+    }
+
+    #[test]
+    fn usage_errors() {
+        for args in [
+            &["xv-peer"][..],
+            &["xv-peer", "bogus"],
+            &["xv-peer", "--timeout", "0", "null"],
+            &["xv-peer", "--cid", "x", "null"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
     }
 }
