@@ -7,31 +7,25 @@
 //! `xv-peer: SCENARIO: ok: ...` or `xv-peer: SCENARIO: FAIL: ...`; the exit
 //! status is 0 only if every scenario passed.
 
+mod conn;
+#[cfg(test)]
+mod fake;
 mod rpc;
 mod scenario;
 
-use std::collections::VecDeque;
-use std::fs::File;
-use std::io::{self, ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::io::{self, ErrorKind};
 use std::process::ExitCode;
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
-use rpc::Reply;
+use conn::{expect_success, Conn, Options, Target};
 use scenario::{Named, Scenario};
-
-/// Largest reply the peer accepts.
-const MAX_REPLY: u32 = 4 << 20;
-
-/// `SO_VM_SOCKETS_BUFFER_SIZE` (linux/vm_sockets.h), which libc lacks.
-const SO_VM_SOCKETS_BUFFER_SIZE: libc::c_int = 0;
 
 /// The receive buffer of the "stall" scenario, which is the credit it
 /// grants the server: four NULL replies of 28 bytes with their markers fit,
 /// a fifth does not.
-const STALL_BUFFER: u64 = 128;
+const STALL_BUFFER: u32 = 128;
 
 /// An ONC RPC peer over AF_VSOCK, well-behaved or hostile, for testing
 /// nfsd's vsock transport.
@@ -53,193 +47,6 @@ struct Cli {
     scenarios: Vec<Named>,
 }
 
-struct Options {
-    cid: u32,
-    port: u32,
-    timeout: Duration,
-}
-
-/// A connected AF_VSOCK stream socket.
-struct Conn {
-    file: File,
-    records: rpc::Records,
-    /// Records received but not read yet.
-    pending: VecDeque<Vec<u8>>,
-    next_xid: u32,
-}
-
-/// Connects to the server; `buffer`, if given, is the receive buffer the
-/// socket grants the server as credit.
-fn vsock_connect(opts: &Options, buffer: Option<u64>) -> io::Result<Conn> {
-    // SAFETY: plain socket(2) call.
-    let fd: RawFd = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a new socket that nothing else owns; `File` closes it.
-    let file = unsafe { File::from_raw_fd(fd) };
-    // SAFETY: all-zero is a valid `sockaddr_vm`.
-    let mut addr: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
-    addr.svm_family = libc::AF_VSOCK as libc::sa_family_t;
-    addr.svm_cid = opts.cid;
-    addr.svm_port = opts.port;
-    let timeout = libc::timeval {
-        tv_sec: opts.timeout.as_secs() as libc::time_t,
-        tv_usec: 0,
-    };
-    for option in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        // SAFETY: `timeout` is a valid `timeval` of the length passed.
-        let ret = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                option,
-                std::ptr::from_ref(&timeout).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if ret < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    if let Some(size) = buffer {
-        // SAFETY: `size` is a valid `u64` of the length passed.
-        let ret = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::AF_VSOCK,
-                SO_VM_SOCKETS_BUFFER_SIZE,
-                std::ptr::from_ref(&size).cast(),
-                std::mem::size_of::<u64>() as libc::socklen_t,
-            )
-        };
-        if ret < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    // SAFETY: `addr` is a valid `sockaddr_vm` of the length passed.
-    let ret = unsafe {
-        libc::connect(
-            fd,
-            std::ptr::from_ref(&addr).cast(),
-            std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(Conn {
-        file,
-        records: rpc::Records::new(MAX_REPLY),
-        pending: VecDeque::new(),
-        next_xid: std::process::id().wrapping_mul(0x1000_0001),
-    })
-}
-
-impl Conn {
-    fn xid(&mut self) -> u32 {
-        self.next_xid = self.next_xid.wrapping_add(1);
-        self.next_xid
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)
-    }
-
-    /// Reads the next record; `Ok(None)` if the server closed first.
-    fn read_record(&mut self) -> io::Result<Option<Vec<u8>>> {
-        let mut buf = vec![0u8; 64 << 10];
-        while self.pending.is_empty() {
-            let n = match self.file.read(&mut buf) {
-                Ok(0) => return Ok(None),
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            let records = self
-                .records
-                .feed(&buf[..n])
-                .map_err(|e| io::Error::new(ErrorKind::InvalidData, e.to_string()))?;
-            self.pending.extend(records);
-        }
-        Ok(self.pending.pop_front())
-    }
-
-    /// Reads the reply to the call `xid`.
-    fn reply(&mut self, xid: u32) -> Result<Reply, String> {
-        let record = self
-            .read_record()
-            .map_err(|e| format!("no reply: {e}"))?
-            .ok_or("the server closed instead of replying")?;
-        let reply = rpc::parse_reply(&record).map_err(|e| e.to_string())?;
-        if reply.xid() != xid {
-            return Err(format!("reply to XID {:#x}, not {xid:#x}", reply.xid()));
-        }
-        Ok(reply)
-    }
-
-    /// Waits for the server to close the connection, discarding data.
-    fn expect_close(&mut self, within: Duration) -> Result<Duration, String> {
-        let start = Instant::now();
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.file.read(&mut buf) {
-                Ok(0) => return Ok(start.elapsed()),
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(start.elapsed()),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => return Err(format!("read failed: {e}")),
-            }
-            if start.elapsed() > within {
-                return Err(format!("still open after {within:?}"));
-            }
-        }
-    }
-}
-
-impl Conn {
-    /// Waits, without reading, until the server shuts the connection down.
-    fn await_hangup(&self, within: Duration) -> Result<Duration, String> {
-        let start = Instant::now();
-        let mut pfd = libc::pollfd {
-            fd: self.file.as_raw_fd(),
-            events: libc::POLLRDHUP,
-            revents: 0,
-        };
-        while let Some(left) = within.checked_sub(start.elapsed()) {
-            let ms = left.as_millis().min(i32::MAX as u128) as libc::c_int;
-            // SAFETY: `pfd` is one valid `pollfd`.
-            let ret = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if ret < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(format!("poll: {e}"));
-            }
-            if pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
-                return Ok(start.elapsed());
-            }
-        }
-        Err(format!("still open after {within:?}"))
-    }
-}
-
-fn expect_success(reply: Reply) -> Result<String, String> {
-    match reply {
-        Reply::Accepted {
-            stat: rpc::SUCCESS,
-            xid,
-        } => Ok(format!("accepted, SUCCESS, XID {xid:#x}")),
-        other => Err(format!("unexpected reply {other:?}")),
-    }
-}
-
-fn null_call(conn: &mut Conn) -> (u32, Vec<u8>) {
-    let xid = conn.xid();
-    (xid, rpc::call(xid, rpc::NFS_PROGRAM, 4, 0, &[]))
-}
-
 /// The "stall=SECS" scenario on a connection with [`STALL_BUFFER`] of
 /// receive buffer: four replies fill it up to 16 bytes, the fifth waits
 /// for credit that never comes; the server must take none of the calls
@@ -247,7 +54,7 @@ fn null_call(conn: &mut Conn) -> (u32, Vec<u8>) {
 fn stall_then_more(conn: &mut Conn, secs: u64) -> Result<String, String> {
     let mut nulls = |n: usize| -> Result<(), String> {
         for _ in 0..n {
-            let (_, call) = null_call(conn);
+            let (_, call) = conn.null_call();
             conn.send(&rpc::frame(&call, usize::MAX))
                 .map_err(|e| format!("send: {e}"))?;
         }
@@ -277,7 +84,7 @@ fn hold_reply(conn: &mut Conn, secs: u64) -> Result<String, String> {
     // SAFETY: `head` is writable for its length.
     let n = unsafe {
         libc::recv(
-            conn.file.as_raw_fd(),
+            conn.fd(),
             head.as_mut_ptr().cast(),
             head.len(),
             libc::MSG_PEEK | libc::MSG_WAITALL,
@@ -300,20 +107,19 @@ fn hold_reply(conn: &mut Conn, secs: u64) -> Result<String, String> {
     ))
 }
 
-fn scenario(opts: &Options, scenario: Scenario) -> Result<String, String> {
-    let buffer = matches!(scenario, Scenario::Stall { .. }).then_some(STALL_BUFFER);
-    let mut conn = vsock_connect(opts, buffer).map_err(|e| format!("connect: {e}"))?;
+fn scenario_result(opts: &Options, scenario: Scenario) -> Result<String, String> {
+    let conn = match scenario {
+        Scenario::Stall { .. } => Conn::connect_with(opts, Some(STALL_BUFFER)),
+        _ => Conn::connect(opts),
+    };
+    let mut conn = conn.map_err(|e| format!("connect: {e}"))?;
     let io = |e: io::Error| format!("send: {e}");
     match scenario {
         Scenario::Stall { secs } => stall_then_more(&mut conn, secs),
         Scenario::HoldReply { secs } => hold_reply(&mut conn, secs),
-        Scenario::Null => {
-            let (xid, call) = null_call(&mut conn);
-            conn.send(&rpc::frame(&call, usize::MAX)).map_err(io)?;
-            expect_success(conn.reply(xid)?)
-        }
+        Scenario::Null => conn.null(),
         Scenario::NullFrag => {
-            let (xid, call) = null_call(&mut conn);
+            let (xid, call) = conn.null_call();
             for byte in rpc::frame(&call, 4) {
                 conn.send(&[byte]).map_err(io)?;
                 sleep(Duration::from_millis(2));
@@ -335,7 +141,7 @@ fn scenario(opts: &Options, scenario: Scenario) -> Result<String, String> {
             let bogus = [0xdead_beef_u32, rpc::REPLY, rpc::MSG_ACCEPTED, 0, 0, 0];
             let bogus: Vec<u8> = bogus.iter().flat_map(|w| w.to_be_bytes()).collect();
             conn.send(&rpc::frame(&bogus, usize::MAX)).map_err(io)?;
-            let (xid, call) = null_call(&mut conn);
+            let (xid, call) = conn.null_call();
             conn.send(&rpc::frame(&call, usize::MAX)).map_err(io)?;
             expect_success(conn.reply(xid)?).map(|s| format!("reply dropped; then {s}"))
         }
@@ -386,7 +192,7 @@ fn scenario(opts: &Options, scenario: Scenario) -> Result<String, String> {
             Ok(format!("server answered {answers:?}"))
         }
         Scenario::Half { secs } => {
-            let (_, call) = null_call(&mut conn);
+            let (_, call) = conn.null_call();
             let framed = rpc::frame(&call, usize::MAX);
             conn.send(&framed[..framed.len() / 2]).map_err(io)?;
             sleep(Duration::from_secs(secs));
@@ -403,13 +209,15 @@ fn main() -> ExitCode {
     // Usage errors exit with status 2, as before clap.
     let cli = Cli::parse();
     let opts = Options {
-        cid: cli.cid,
-        port: cli.port,
+        target: Target::Vsock {
+            cid: cli.cid,
+            port: cli.port,
+        },
         timeout: Duration::from_secs(cli.timeout),
     };
     let mut failed = false;
     for name in &cli.scenarios {
-        match scenario(&opts, name.scenario) {
+        match scenario_result(&opts, name.scenario) {
             Ok(what) => println!("xv-peer: {name}: ok: {what}"),
             Err(why) => {
                 println!("xv-peer: {name}: FAIL: {why}");
@@ -423,6 +231,7 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     }
 }
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -434,8 +243,7 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    /// The command lines of scripts/vm-tests/3*.sh and
-    /// scripts/guest/pair-nfs-guest.
+    /// The command lines of scripts/vm-tests and scripts/guest/pair-nfs-guest.
     #[test]
     fn callers_command_lines_parse() {
         let cli = Cli::try_parse_from(
@@ -468,6 +276,32 @@ mod tests {
         assert_eq!(cli.scenarios[0].scenario, Scenario::Stall { secs: 45 });
         let cli = Cli::try_parse_from(["xv-peer", "--timeout", "30", "hold=10"]).unwrap();
         assert_eq!(cli.scenarios[0].scenario, Scenario::HoldReply { secs: 10 });
+    }
+
+    /// The scenarios against the stand-in server of the host tests.
+    #[test]
+    fn scenarios_against_a_stand_in() {
+        let server = fake::start(Duration::from_secs(2));
+        let opts = server.options(Duration::from_secs(5));
+        for scenario in [
+            Scenario::Null,
+            Scenario::NullFrag,
+            Scenario::Big,
+            Scenario::ReplyDir,
+            Scenario::Oversized,
+            Scenario::ZeroFlood,
+            Scenario::Garbage,
+            Scenario::Half { secs: 0 },
+        ] {
+            let result = scenario_result(&opts, scenario);
+            assert!(result.is_ok(), "{scenario:?}: {result:?}");
+        }
+        // oversized and zero-flood.
+        let malformed = server
+            .stats
+            .malformed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(malformed, 2);
     }
 
     #[test]
