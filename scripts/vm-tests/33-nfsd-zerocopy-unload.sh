@@ -18,7 +18,7 @@ xv_start
 head -c 65536 /dev/urandom >"$xv_export/xv-peer-data"
 chmod 644 "$xv_export/xv-peer-data"
 
-"$peer" --timeout 30 hold=10 &
+"$peer" --timeout 30 read-unread=10 &
 holder=$!
 sleep 4
 rpc.nfsd 0
@@ -28,7 +28,7 @@ if rmmod xprtvsock 2>/dev/null; then
 	xv_fail "rmmod succeeded while packets of an unread reply held the module's code"
 fi
 echo "rmmod refused while the reply is unread: ok (refcnt $(cat /sys/module/xprtvsock/refcnt))"
-wait "$holder" || xv_fail "xv-peer hold failed"
+wait "$holder" || xv_fail "xv-peer read-unread failed"
 unloaded=
 # vsock may keep the closed socket, and the packets, for up to 8 s.
 for _ in $(seq 75); do

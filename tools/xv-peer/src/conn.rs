@@ -156,6 +156,20 @@ pub fn connect(opts: &Options, rcvbuf: Option<u32>) -> io::Result<File> {
     Ok(file)
 }
 
+/// Whether the server has closed or reset the connection on `fd`, seen
+/// without reading or sending: poll(2) for `POLLRDHUP`, `POLLHUP` and
+/// `POLLERR` with no wait.
+pub fn peer_gone(fd: RawFd) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid `pollfd`.
+    check(unsafe { libc::poll(&mut pfd, 1, 0) })?;
+    Ok(pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0)
+}
+
 /// XIDs, distinct across the connections of one run.
 static NEXT_XID: AtomicU32 = AtomicU32::new(0);
 
@@ -303,5 +317,37 @@ pub fn expect_success(reply: Reply) -> Result<String, String> {
             xid,
         } => Ok(format!("accepted, SUCCESS, XID {xid:#x}")),
         other => Err(format!("unexpected reply {other:?}")),
+    }
+}
+
+/// A NULL call on a connection of its own, as a liveness probe: how long
+/// the connect and the call took.
+pub fn probe(opts: &Options) -> Result<Duration, String> {
+    let start = Instant::now();
+    let mut conn = Conn::connect(opts).map_err(|e| format!("connect: {e}"))?;
+    conn.null()?;
+    Ok(start.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    #[test]
+    fn peer_gone_sees_a_close_without_reading() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        assert!(!peer_gone(ours.as_raw_fd()).unwrap());
+        (&theirs).write_all(b"unread").unwrap();
+        assert!(!peer_gone(ours.as_raw_fd()).unwrap());
+        drop(theirs);
+        assert!(peer_gone(ours.as_raw_fd()).unwrap());
+    }
+
+    #[test]
+    fn xids_differ() {
+        let (a, b) = (next_xid(), next_xid());
+        assert_ne!(a, b);
     }
 }

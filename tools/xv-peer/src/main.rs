@@ -3,15 +3,18 @@
 //! xv-peer: an ONC RPC peer over AF_VSOCK, well-behaved or hostile, for
 //! testing the server side of xprtvsock (nfsd listening on vsock).
 //!
-//! Each scenario opens its own connection to `CID:PORT` and prints one line,
-//! `xv-peer: SCENARIO: ok: ...` or `xv-peer: SCENARIO: FAIL: ...`; the exit
-//! status is 0 only if every scenario passed.
+//! Each scenario opens its own connections to `CID:PORT` and prints one
+//! line, `xv-peer: SCENARIO: ok: ...` or `xv-peer: SCENARIO: FAIL: ...`,
+//! with its figures; the exit status is 0 only if every scenario passed.
+//! Long scenarios print their progress on standard error.
 
 mod conn;
 #[cfg(test)]
 mod fake;
+mod hold;
 mod rpc;
 mod scenario;
+mod stop;
 
 use std::io::{self, ErrorKind};
 use std::process::ExitCode;
@@ -69,10 +72,10 @@ fn stall_then_more(conn: &mut Conn, secs: u64) -> Result<String, String> {
         .map(|t| format!("closed {t:?} after the last call, nothing read"))
 }
 
-/// The "hold=SECS" scenario: reads a file and leaves the reply, 64 KiB of
-/// page data that a server with zero-copy sends by reference, in the
-/// socket's receive queue for `secs` seconds.
-fn hold_reply(conn: &mut Conn, secs: u64) -> Result<String, String> {
+/// The "read-unread=SECS" scenario: reads a file and leaves the reply,
+/// 64 KiB of page data that a server with zero-copy sends by reference, in
+/// the socket's receive queue for `secs` seconds.
+fn read_unread(conn: &mut Conn, secs: u64) -> Result<String, String> {
     let xid = conn.xid();
     let args = rpc::read_args("xv-peer-data", 64 << 10);
     let call = rpc::call(xid, rpc::NFS_PROGRAM, 4, rpc::NFSPROC4_COMPOUND, &args);
@@ -107,7 +110,16 @@ fn hold_reply(conn: &mut Conn, secs: u64) -> Result<String, String> {
     ))
 }
 
+/// Runs one scenario: `Ok` with what happened, or `Err` with why it failed.
 fn scenario_result(opts: &Options, scenario: Scenario) -> Result<String, String> {
+    match scenario {
+        Scenario::Hold { conns, secs } => hold::run(opts, conns, secs),
+        _ => on_one_connection(opts, scenario),
+    }
+}
+
+/// The scenarios that need a connection of their own.
+fn on_one_connection(opts: &Options, scenario: Scenario) -> Result<String, String> {
     let conn = match scenario {
         Scenario::Stall { .. } => Conn::connect_with(opts, Some(STALL_BUFFER)),
         _ => Conn::connect(opts),
@@ -116,7 +128,7 @@ fn scenario_result(opts: &Options, scenario: Scenario) -> Result<String, String>
     let io = |e: io::Error| format!("send: {e}");
     match scenario {
         Scenario::Stall { secs } => stall_then_more(&mut conn, secs),
-        Scenario::HoldReply { secs } => hold_reply(&mut conn, secs),
+        Scenario::ReadUnread { secs } => read_unread(&mut conn, secs),
         Scenario::Null => conn.null(),
         Scenario::NullFrag => {
             let (xid, call) = conn.null_call();
@@ -191,6 +203,7 @@ fn scenario_result(opts: &Options, scenario: Scenario) -> Result<String, String>
             }
             Ok(format!("server answered {answers:?}"))
         }
+        Scenario::Hold { .. } => unreachable!("not on one connection"),
         Scenario::Half { secs } => {
             let (_, call) = conn.null_call();
             let framed = rpc::frame(&call, usize::MAX);
@@ -208,6 +221,7 @@ fn scenario_result(opts: &Options, scenario: Scenario) -> Result<String, String>
 fn main() -> ExitCode {
     // Usage errors exit with status 2, as before clap.
     let cli = Cli::parse();
+    stop::install();
     let opts = Options {
         target: Target::Vsock {
             cid: cli.cid,
@@ -274,8 +288,8 @@ mod tests {
         assert_eq!(cli.scenarios[0].scenario, Scenario::Half { secs: 8 });
         let cli = Cli::try_parse_from(["xv-peer", "--timeout", "60", "stall=45"]).unwrap();
         assert_eq!(cli.scenarios[0].scenario, Scenario::Stall { secs: 45 });
-        let cli = Cli::try_parse_from(["xv-peer", "--timeout", "30", "hold=10"]).unwrap();
-        assert_eq!(cli.scenarios[0].scenario, Scenario::HoldReply { secs: 10 });
+        let cli = Cli::try_parse_from(["xv-peer", "--timeout", "30", "read-unread=10"]).unwrap();
+        assert_eq!(cli.scenarios[0].scenario, Scenario::ReadUnread { secs: 10 });
     }
 
     /// The scenarios against the stand-in server of the host tests.

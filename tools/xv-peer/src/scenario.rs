@@ -34,15 +34,27 @@ pub enum Scenario {
         secs: u64,
     },
     /// An NFSv4.0 READ whose reply is left unread for `secs` seconds.
-    HoldReply {
+    ReadUnread {
         /// Seconds to leave it unread.
+        secs: u64,
+    },
+    /// Many connections, each with a NULL call answered, then held idle.
+    Hold {
+        /// Connections to open.
+        conns: usize,
+        /// Seconds to hold them, unless SIGUSR1 comes first.
         secs: u64,
     },
 }
 
+/// Connections of `hold` without a value.
+pub const HOLD_CONNS: usize = 1000;
+/// Seconds of `hold` without SECS.
+pub const HOLD_SECS: u64 = 10;
+
 /// The scenario list of `--help`.
 pub const SCENARIOS: &str = "\
-Scenarios, each on a connection of its own:
+Scenarios, run in turn, each on connections of its own:
   null          NULL call to NFS (program 100003) version 4: expect SUCCESS
   null-frag     the same call in 4-byte fragments, sent a byte at a time
   big           a 192 KiB call sent in 16 KiB pieces: expect a reply to it
@@ -53,9 +65,14 @@ Scenarios, each on a connection of its own:
   half=SECS     half a record, then SECS seconds of silence, then close
   stall=SECS    never read: with room for four replies, five NULL calls,
                 then 16 more: expect a close within SECS seconds
-  hold=SECS     an NFSv4.0 READ of 64 KiB of the file xv-peer-data in the
+  read-unread=SECS
+                an NFSv4.0 READ of 64 KiB of the file xv-peer-data in the
                 server's root: expect NFS4_OK in the reply, but leave it
                 unread (peeked at only) for SECS seconds, then close
+  hold[=N[,SECS]]
+                N connections (1000), a NULL call answered on each, all held
+                idle SECS seconds (10) or until SIGUSR1, then closed: how many
+                the server kept open, and a NULL call on a fresh connection
 
 Each prints `xv-peer: SCENARIO: ok: ...` or `xv-peer: SCENARIO: FAIL: ...`;
 the exit status is 0 only if every scenario passed.";
@@ -86,6 +103,14 @@ fn secs(name: &str, value: Option<&str>) -> Result<u64, String> {
     number(&what, value.ok_or(format!("{name} needs seconds: {what}"))?)
 }
 
+/// A count of at least 1.
+fn count(what: &str, value: &str) -> Result<usize, String> {
+    match number(what, value)? {
+        0 => Err(format!("{what}: must be at least 1")),
+        n => usize::try_from(n).map_err(|e| format!("{what}: {e}")),
+    }
+}
+
 impl FromStr for Scenario {
     type Err = String;
 
@@ -112,9 +137,20 @@ impl FromStr for Scenario {
             "stall" => Ok(Self::Stall {
                 secs: secs(name, value)?,
             }),
-            "hold" => Ok(Self::HoldReply {
+            "read-unread" => Ok(Self::ReadUnread {
                 secs: secs(name, value)?,
             }),
+            "hold" => {
+                let (conns, secs) = match value.map(|v| v.split(',').collect::<Vec<_>>()) {
+                    None => (HOLD_CONNS, HOLD_SECS),
+                    Some(v) if v.len() == 1 => (count("hold=N", v[0])?, HOLD_SECS),
+                    Some(v) if v.len() == 2 => {
+                        (count("hold=N", v[0])?, number("hold=N,SECS", v[1])?)
+                    }
+                    Some(_) => return Err("hold=N[,SECS] takes at most two values".into()),
+                };
+                Ok(Self::Hold { conns, secs })
+            }
             _ => Err(format!("unknown scenario {word:?} (see --help)")),
         }
     }
@@ -147,7 +183,28 @@ mod tests {
             ("garbage", Scenario::Garbage),
             ("half=5", Scenario::Half { secs: 5 }),
             ("stall=45", Scenario::Stall { secs: 45 }),
-            ("hold=10", Scenario::HoldReply { secs: 10 }),
+            ("read-unread=10", Scenario::ReadUnread { secs: 10 }),
+            (
+                "hold",
+                Scenario::Hold {
+                    conns: 1000,
+                    secs: 10,
+                },
+            ),
+            (
+                "hold=20",
+                Scenario::Hold {
+                    conns: 20,
+                    secs: 10,
+                },
+            ),
+            (
+                "hold=1000,30",
+                Scenario::Hold {
+                    conns: 1000,
+                    secs: 30,
+                },
+            ),
         ];
         for (word, want) in words {
             assert_eq!(word.parse::<Scenario>(), Ok(want), "{word}");
@@ -159,7 +216,21 @@ mod tests {
     #[test]
     fn bad_words_are_refused() {
         for word in [
-            "", "nul", "null=1", "half", "half=", "half=x", "half=-1", "stall", "hold=x",
+            "",
+            "nul",
+            "null=1",
+            "half",
+            "half=",
+            "half=x",
+            "half=-1",
+            "stall",
+            "read-unread",
+            "read-unread=x",
+            "hold=",
+            "hold=0",
+            "hold=1,",
+            "hold=1,2,3",
+            "hold=,5",
         ] {
             assert!(word.parse::<Scenario>().is_err(), "{word:?}");
         }
