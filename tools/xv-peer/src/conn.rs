@@ -156,6 +156,30 @@ pub fn connect(opts: &Options, rcvbuf: Option<u32>) -> io::Result<File> {
     Ok(file)
 }
 
+/// Sets or clears `O_NONBLOCK` on `fd`.
+pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl(2) on a descriptor the caller owns.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }).map(drop)
+}
+
+/// Whether an error means that the server closed or reset the connection.
+pub fn is_close(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::NotConnected
+    )
+}
+
 /// Whether the server has closed or reset the connection on `fd`, seen
 /// without reading or sending: poll(2) for `POLLRDHUP`, `POLLHUP` and
 /// `POLLERR` with no wait.
@@ -211,6 +235,11 @@ impl Conn {
     /// Sends all of `bytes`.
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all(bytes)
+    }
+
+    /// Sends what the socket takes of `bytes` now (non-blocking sockets).
+    pub fn send_some(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.file.write(bytes)
     }
 
     /// Reads the next record; `Ok(None)` if the server closed first.

@@ -12,6 +12,7 @@ mod conn;
 #[cfg(test)]
 mod fake;
 mod hold;
+mod noread;
 mod rpc;
 mod scenario;
 mod stop;
@@ -114,6 +115,7 @@ fn read_unread(conn: &mut Conn, secs: u64) -> Result<String, String> {
 fn scenario_result(opts: &Options, scenario: Scenario) -> Result<String, String> {
     match scenario {
         Scenario::Hold { conns, secs } => hold::run(opts, conns, secs),
+        Scenario::NoRead { calls, secs } => noread::run(opts, calls, secs),
         _ => on_one_connection(opts, scenario),
     }
 }
@@ -203,7 +205,7 @@ fn on_one_connection(opts: &Options, scenario: Scenario) -> Result<String, Strin
             }
             Ok(format!("server answered {answers:?}"))
         }
-        Scenario::Hold { .. } => unreachable!("not on one connection"),
+        Scenario::Hold { .. } | Scenario::NoRead { .. } => unreachable!("not on one connection"),
         Scenario::Half { secs } => {
             let (_, call) = conn.null_call();
             let framed = rpc::frame(&call, usize::MAX);

@@ -45,12 +45,23 @@ pub enum Scenario {
         /// Seconds to hold them, unless SIGUSR1 comes first.
         secs: u64,
     },
+    /// A pipeline of NULL calls whose replies are never read.
+    NoRead {
+        /// Calls to send.
+        calls: usize,
+        /// Seconds to keep the connection, unless SIGUSR1 comes first.
+        secs: u64,
+    },
 }
 
 /// Connections of `hold` without a value.
 pub const HOLD_CONNS: usize = 1000;
 /// Seconds of `hold` without SECS.
 pub const HOLD_SECS: u64 = 10;
+/// Calls of `no-read` without a value.
+pub const NO_READ_CALLS: usize = 10_000;
+/// Seconds of `no-read` without SECS: longer than xprtvsock's send timeout.
+pub const NO_READ_SECS: u64 = 40;
 
 /// The scenario list of `--help`.
 pub const SCENARIOS: &str = "\
@@ -73,6 +84,11 @@ Scenarios, run in turn, each on connections of its own:
                 N connections (1000), a NULL call answered on each, all held
                 idle SECS seconds (10) or until SIGUSR1, then closed: how many
                 the server kept open, and a NULL call on a fresh connection
+  no-read[=N[,SECS]]
+                N NULL calls (10000) in a pipeline on a connection with a
+                1 KiB receive buffer that never reads a reply, held SECS
+                seconds (40) or until SIGUSR1: a NULL call on a fresh
+                connection every 2 s must be answered within --timeout
 
 Each prints `xv-peer: SCENARIO: ok: ...` or `xv-peer: SCENARIO: FAIL: ...`;
 the exit status is 0 only if every scenario passed.";
@@ -111,6 +127,22 @@ fn count(what: &str, value: &str) -> Result<usize, String> {
     }
 }
 
+/// The value of `NAME[=N[,SECS]]`.
+fn count_and_secs(
+    name: &str,
+    value: Option<&str>,
+    default_count: usize,
+    default_secs: u64,
+) -> Result<(usize, u64), String> {
+    let what = format!("{name}=N[,SECS]");
+    match value.map(|v| v.split(',').collect::<Vec<_>>()).as_deref() {
+        None => Ok((default_count, default_secs)),
+        Some([n]) => Ok((count(&what, n)?, default_secs)),
+        Some([n, secs]) => Ok((count(&what, n)?, number(&what, secs)?)),
+        Some(_) => Err(format!("{what} takes at most two values")),
+    }
+}
+
 impl FromStr for Scenario {
     type Err = String;
 
@@ -141,15 +173,12 @@ impl FromStr for Scenario {
                 secs: secs(name, value)?,
             }),
             "hold" => {
-                let (conns, secs) = match value.map(|v| v.split(',').collect::<Vec<_>>()) {
-                    None => (HOLD_CONNS, HOLD_SECS),
-                    Some(v) if v.len() == 1 => (count("hold=N", v[0])?, HOLD_SECS),
-                    Some(v) if v.len() == 2 => {
-                        (count("hold=N", v[0])?, number("hold=N,SECS", v[1])?)
-                    }
-                    Some(_) => return Err("hold=N[,SECS] takes at most two values".into()),
-                };
+                let (conns, secs) = count_and_secs(name, value, HOLD_CONNS, HOLD_SECS)?;
                 Ok(Self::Hold { conns, secs })
+            }
+            "no-read" => {
+                let (calls, secs) = count_and_secs(name, value, NO_READ_CALLS, NO_READ_SECS)?;
+                Ok(Self::NoRead { calls, secs })
             }
             _ => Err(format!("unknown scenario {word:?} (see --help)")),
         }
@@ -199,6 +228,20 @@ mod tests {
                 },
             ),
             (
+                "no-read",
+                Scenario::NoRead {
+                    calls: 10_000,
+                    secs: 40,
+                },
+            ),
+            (
+                "no-read=500,5",
+                Scenario::NoRead {
+                    calls: 500,
+                    secs: 5,
+                },
+            ),
+            (
                 "hold=1000,30",
                 Scenario::Hold {
                     conns: 1000,
@@ -231,6 +274,9 @@ mod tests {
             "hold=1,",
             "hold=1,2,3",
             "hold=,5",
+            "no-read=0",
+            "no-read=1,x",
+            "noread",
         ] {
             assert!(word.parse::<Scenario>().is_err(), "{word:?}");
         }
