@@ -169,6 +169,13 @@ pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }).map(drop)
 }
 
+/// Shuts down the sending side of `fd`: the server reads end of stream
+/// after what was sent.
+pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    // SAFETY: shutdown(2) on a descriptor the caller owns.
+    check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)
+}
+
 /// Whether an error means that the server closed or reset the connection.
 pub fn is_close(e: &io::Error) -> bool {
     matches!(

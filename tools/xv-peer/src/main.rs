@@ -11,6 +11,8 @@
 mod conn;
 #[cfg(test)]
 mod fake;
+mod fuzz;
+mod fuzz_run;
 mod hold;
 mod noread;
 mod rpc;
@@ -116,6 +118,11 @@ fn scenario_result(opts: &Options, scenario: Scenario) -> Result<String, String>
     match scenario {
         Scenario::Hold { conns, secs } => hold::run(opts, conns, secs),
         Scenario::NoRead { calls, secs } => noread::run(opts, calls, secs),
+        Scenario::Fuzz {
+            records,
+            seed,
+            every,
+        } => fuzz_run::run(opts, records, seed, every),
         _ => on_one_connection(opts, scenario),
     }
 }
@@ -205,7 +212,9 @@ fn on_one_connection(opts: &Options, scenario: Scenario) -> Result<String, Strin
             }
             Ok(format!("server answered {answers:?}"))
         }
-        Scenario::Hold { .. } | Scenario::NoRead { .. } => unreachable!("not on one connection"),
+        Scenario::Hold { .. } | Scenario::NoRead { .. } | Scenario::Fuzz { .. } => {
+            unreachable!("not on one connection")
+        }
         Scenario::Half { secs } => {
             let (_, call) = conn.null_call();
             let framed = rpc::frame(&call, usize::MAX);

@@ -45,6 +45,15 @@ pub enum Scenario {
         /// Seconds to hold them, unless SIGUSR1 comes first.
         secs: u64,
     },
+    /// Generated hostile streams over many connections.
+    Fuzz {
+        /// Records to send, at least.
+        records: u64,
+        /// Seed of the generator; from the clock if not given.
+        seed: Option<u64>,
+        /// Connections between two liveness probes.
+        every: usize,
+    },
     /// A pipeline of NULL calls whose replies are never read.
     NoRead {
         /// Calls to send.
@@ -62,6 +71,8 @@ pub const HOLD_SECS: u64 = 10;
 pub const NO_READ_CALLS: usize = 10_000;
 /// Seconds of `no-read` without SECS: longer than xprtvsock's send timeout.
 pub const NO_READ_SECS: u64 = 40;
+/// Records of `fuzz` without a value.
+pub const FUZZ_RECORDS: u64 = 100_000;
 
 /// The scenario list of `--help`.
 pub const SCENARIOS: &str = "\
@@ -89,6 +100,18 @@ Scenarios, run in turn, each on connections of its own:
                 1 KiB receive buffer that never reads a reply, held SECS
                 seconds (40) or until SIGUSR1: a NULL call on a fresh
                 connection every 2 s must be answered within --timeout
+  fuzz[=RECORDS][,seed=S][,every=K]
+                at least RECORDS records (100000) of generated hostile streams
+                (seeded proptest strategies; the seed is printed, seed=S sends
+                the same streams again): NULL calls, calls with garbage
+                arguments or credentials, REPLY records and noise, in
+                fragments of any length (empty ones too), then a clean end, a
+                record under 8 bytes, a fragment header beyond any limit, over
+                1024 fragments, a record cut short or a fragment never
+                finished; writes split anywhere, markers included, or many
+                records per write. 4 connections at a time; a NULL call on a
+                fresh connection first, every K connections (200) and at the
+                end must be answered
 
 Each prints `xv-peer: SCENARIO: ok: ...` or `xv-peer: SCENARIO: FAIL: ...`;
 the exit status is 0 only if every scenario passed.";
@@ -143,6 +166,28 @@ fn count_and_secs(
     }
 }
 
+/// The value of `fuzz[=RECORDS][,seed=S][,every=K]`.
+fn fuzz(value: Option<&str>) -> Result<Scenario, String> {
+    let what = "fuzz=RECORDS[,seed=S][,every=K]";
+    let (mut records, mut seed, mut every) = (FUZZ_RECORDS, None, crate::fuzz_run::EVERY);
+    if let Some(value) = value {
+        let mut parts = value.split(',');
+        records = count(what, parts.next().unwrap_or_default())? as u64;
+        for part in parts {
+            match part.split_once('=') {
+                Some(("seed", s)) => seed = Some(number(what, s)?),
+                Some(("every", k)) => every = count(what, k)?,
+                _ => return Err(format!("{what}: unknown {part:?}")),
+            }
+        }
+    }
+    Ok(Scenario::Fuzz {
+        records,
+        seed,
+        every,
+    })
+}
+
 impl FromStr for Scenario {
     type Err = String;
 
@@ -176,6 +221,7 @@ impl FromStr for Scenario {
                 let (conns, secs) = count_and_secs(name, value, HOLD_CONNS, HOLD_SECS)?;
                 Ok(Self::Hold { conns, secs })
             }
+            "fuzz" => fuzz(value),
             "no-read" => {
                 let (calls, secs) = count_and_secs(name, value, NO_READ_CALLS, NO_READ_SECS)?;
                 Ok(Self::NoRead { calls, secs })
@@ -242,6 +288,38 @@ mod tests {
                 },
             ),
             (
+                "fuzz",
+                Scenario::Fuzz {
+                    records: 100_000,
+                    seed: None,
+                    every: 200,
+                },
+            ),
+            (
+                "fuzz=5000",
+                Scenario::Fuzz {
+                    records: 5000,
+                    seed: None,
+                    every: 200,
+                },
+            ),
+            (
+                "fuzz=100000,seed=17",
+                Scenario::Fuzz {
+                    records: 100_000,
+                    seed: Some(17),
+                    every: 200,
+                },
+            ),
+            (
+                "fuzz=10,every=3,seed=0",
+                Scenario::Fuzz {
+                    records: 10,
+                    seed: Some(0),
+                    every: 3,
+                },
+            ),
+            (
                 "hold=1000,30",
                 Scenario::Hold {
                     conns: 1000,
@@ -277,6 +355,14 @@ mod tests {
             "no-read=0",
             "no-read=1,x",
             "noread",
+            "fuzz=",
+            "fuzz=0",
+            "fuzz=seed=3",
+            "fuzz=10,seed=",
+            "fuzz=10,seed=-1",
+            "fuzz=10,every=0",
+            "fuzz=10,bogus=1",
+            "fuzz=10,5",
         ] {
             assert!(word.parse::<Scenario>().is_err(), "{word:?}");
         }
