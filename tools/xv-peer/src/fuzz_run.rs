@@ -13,6 +13,9 @@
 //! connection is made first, after every K connections and at the end;
 //! each must be answered.
 //!
+//! SIGUSR1 stops it early: no more connections are started, those in
+//! flight finish, and the scenario fails with the figures so far.
+//!
 //! The scenario fails on an unanswered probe, a connection the server
 //! neither reads nor closes for --timeout, a close before the end of a
 //! stream the server had no reason to reject, a malformed reply, or an
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::conn::{self, Options, MAX_REPLY};
 use crate::fuzz::{Encoded, Expect, Generator, BODY_KINDS, END_KINDS};
 use crate::rpc;
+use crate::stop;
 
 /// Connections in flight at once.
 pub const PARALLEL: usize = 4;
@@ -251,7 +255,7 @@ fn fuzz(
     let mut pollfds = Vec::with_capacity(PARALLEL);
     figures.probe(opts)?;
     loop {
-        while live.len() < PARALLEL && figures.records + planned < records {
+        while live.len() < PARALLEL && figures.records + planned < records && !stop::requested() {
             let plan = plans.next().expect("endless plans");
             started += 1;
             let file =
@@ -278,6 +282,13 @@ fn fuzz(
             });
         }
         if live.is_empty() {
+            if figures.records < records {
+                figures.probe(opts)?;
+                return Err(format!(
+                    "stopped by SIGUSR1 after {} of {records} records",
+                    figures.records
+                ));
+            }
             break;
         }
         pollfds.clear();

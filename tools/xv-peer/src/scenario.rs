@@ -111,7 +111,7 @@ Scenarios, run in turn, each on connections of its own:
                 finished; writes split anywhere, markers included, or many
                 records per write. 4 connections at a time; a NULL call on a
                 fresh connection first, every K connections (200) and at the
-                end must be answered
+                end must be answered. SIGUSR1 stops it early (a failure).
 
 Each prints `xv-peer: SCENARIO: ok: ...` or `xv-peer: SCENARIO: FAIL: ...`;
 the exit status is 0 only if every scenario passed.";
