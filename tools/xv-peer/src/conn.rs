@@ -23,6 +23,11 @@ pub const MAX_REPLY: u32 = 4 << 20;
 /// `AF_VSOCK`: the receive buffer, which bounds the credit the peer grants.
 const SO_VM_SOCKETS_BUFFER_SIZE: libc::c_int = 0;
 
+/// `SO_VM_SOCKETS_CONNECT_TIMEOUT` of `<linux/vm_sockets.h>` on 64-bit
+/// systems (`SO_VM_SOCKETS_CONNECT_TIMEOUT_OLD`, a `struct timeval`): how
+/// long a connect waits, 2 s unless set.
+const SO_VM_SOCKETS_CONNECT_TIMEOUT: libc::c_int = 6;
+
 /// Where the server listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -79,8 +84,8 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) ->
 }
 
 /// Connects a stream socket to `opts.target`, with `opts.timeout` as its
-/// send and receive timeouts and, if given, a receive buffer of `rcvbuf`
-/// bytes set before the connection exists.
+/// connect, send and receive timeouts and, if given, a receive buffer of
+/// `rcvbuf` bytes set before the connection exists.
 pub fn connect(opts: &Options, rcvbuf: Option<u32>) -> io::Result<File> {
     let family = match opts.target {
         Target::Vsock { .. } => libc::AF_VSOCK,
@@ -99,6 +104,7 @@ pub fn connect(opts: &Options, rcvbuf: Option<u32>) -> io::Result<File> {
     }
     match &opts.target {
         Target::Vsock { cid, port } => {
+            setsockopt(fd, libc::AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &timeout)?;
             if let Some(size) = rcvbuf {
                 setsockopt(
                     fd,
