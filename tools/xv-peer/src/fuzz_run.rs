@@ -97,13 +97,14 @@ impl Live {
     fn send(&mut self) -> Result<(), String> {
         while !self.shut && !self.closed {
             let Some(&len) = self.encoded.writes.get(self.write) else {
+                // Everything is out: a close from now on is not early.
+                self.shut = true;
+                self.last_progress = Instant::now();
                 match conn::shutdown_write(self.file.as_raw_fd()) {
                     Ok(()) => {}
                     Err(e) if conn::is_close(&e) => self.close(),
                     Err(e) => return Err(format!("shutdown: {e}")),
                 }
-                self.shut = true;
-                self.last_progress = Instant::now();
                 break;
             };
             let n = (len - self.write_sent).min(MAX_SEND);
@@ -332,6 +333,10 @@ fn fuzz(
                 pollfds.swap_remove(i);
                 if figures.conns % every as u64 == 0 {
                     figures.probe(opts)?;
+                    // The probe's wait is not the others' silence.
+                    for l in &mut live {
+                        l.last_progress = Instant::now();
+                    }
                 }
                 continue;
             }
