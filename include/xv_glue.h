@@ -41,7 +41,7 @@ void xv_svc_flag_clear(struct svc_xprt *xprt, int bit);
 bool xv_svc_flag_test(struct svc_xprt *xprt, int bit);
 bool xv_svc_flag_test_and_set(struct svc_xprt *xprt, int bit);
 void xv_svc_rqst_flag_assign(struct svc_rqst *rqstp, int bit, bool value);
-void xv_svc_send_lock(struct svc_xprt *xprt);
+int xv_svc_send_lock(struct svc_xprt *xprt);
 void xv_svc_send_unlock(struct svc_xprt *xprt);
 void xv_svc_bvec_set_virt(struct bio_vec *bv, void *vaddr, unsigned int len);
 void *xv_svc_page_address(struct page *page);

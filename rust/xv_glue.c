@@ -380,9 +380,9 @@ void xv_svc_rqst_flag_assign(struct svc_rqst *rqstp, int bit, bool value)
 	assign_bit(bit, &rqstp->rq_flags, value);
 }
 
-void xv_svc_send_lock(struct svc_xprt *xprt)
+int xv_svc_send_lock(struct svc_xprt *xprt)
 {
-	mutex_lock(&xprt->xpt_mutex);
+	return mutex_lock_killable(&xprt->xpt_mutex);
 }
 
 void xv_svc_send_unlock(struct svc_xprt *xprt)

@@ -7,7 +7,7 @@
 
 use core::ptr;
 
-use kernel::error::Result;
+use kernel::error::{to_result, Result};
 use kernel::init::PinInit;
 use kernel::types::Opaque;
 
@@ -255,11 +255,16 @@ impl SvcXprt {
 
     /// Serialises replies on the transport with `xpt_mutex`, which the
     /// backchannel also takes to send on the same connection.
-    pub(crate) fn lock_send(&self) -> SendGuard<'_> {
+    ///
+    /// A thread may wait here while another's reply waits for a peer that
+    /// does not read, up to the send bound: the wait is killable, which
+    /// keeps the hung-task detector quiet (it skips killable sleeps) and
+    /// lets a SIGKILL end it with `EINTR`.
+    pub(crate) fn lock_send(&self) -> Result<SendGuard<'_>> {
         // SAFETY: the transport is live and this thread does not hold the
         // mutex: replies are sent one at a time per thread.
-        unsafe { sys::xv_svc_send_lock(self.as_raw()) };
-        SendGuard(self)
+        to_result(unsafe { sys::xv_svc_send_lock(self.as_raw()) })?;
+        Ok(SendGuard(self))
     }
 }
 

@@ -124,7 +124,7 @@ impl SvcVsock {
         };
         let xprt = self.xprt();
         // Replies and callbacks share the connection.
-        let _serialised = xprt.lock_send();
+        let _serialised = xprt.lock_send()?;
         if xprt.test(Flag::DEAD) {
             return Err(errno!(ENOTCONN));
         }

@@ -12,7 +12,7 @@
 use core::ffi::c_int;
 use core::sync::atomic::Ordering;
 
-use kernel::error::code::{EAGAIN, EINVAL};
+use kernel::error::code::{EAGAIN, EINTR, EINVAL};
 
 use super::{Conn, SvcVsock};
 use crate::record;
@@ -43,7 +43,9 @@ impl SvcVsock {
             return errno!(ENOTCONN).to_errno();
         };
         let xprt = self.xprt();
-        let _serialised = xprt.lock_send();
+        let Ok(_serialised) = xprt.lock_send() else {
+            return EINTR.to_errno();
+        };
         if xprt.is_dead() {
             return errno!(ENOTCONN).to_errno();
         }

@@ -9,7 +9,9 @@
 # fuzz=100000 (generated hostile streams over a few thousand connections,
 # with liveness probes). Then: every fio run passed, a NULL call is
 # answered, nfsd has the threads it had, no nfsd thread stayed in D state
-# longer than XV34_D_SECS (20, the harness's hung-task timeout), and the
+# longer than XV34_D_SECS (40: a reply may wait 30 s in all for a peer's
+# credit, and threads with replies behind it wait killably that long), the
+# hung-task detector stays quiet, and the
 # vsock socket count and Slab return to their baseline (Slab within
 # XV34_SLAB_KB, 4096 kB) once the peers are gone. Every figure and time is
 # printed. Sizes can be lowered with XV34_HOLD, XV34_HOLD_SECS,
@@ -32,7 +34,7 @@ hold_secs=${XV34_HOLD_SECS:-15}
 noread_calls=${XV34_NOREAD:-10000}
 noread_secs=${XV34_NOREAD_SECS:-40}
 fuzz_records=${XV34_FUZZ:-100000}
-d_limit=${XV34_D_SECS:-20}
+d_limit=${XV34_D_SECS:-40}
 slab_tolerance=${XV34_SLAB_KB:-4096}
 budget=${XV34_BUDGET:-550}
 # Kept after the scenarios: up to 40 s for a peer to report after its
