@@ -47,6 +47,18 @@ void xv_svc_bvec_set_virt(struct bio_vec *bv, void *vaddr, unsigned int len);
 void *xv_svc_page_address(struct page *page);
 void xv_svc_put_page(struct page *page);
 
+/* Connections per CID */
+struct dentry;
+struct seq_file;
+
+/* Implemented in Rust: the show callback of the debugfs file. */
+int xv_svc_connections_show(struct seq_file *m, void *peers);
+
+/* Implemented in C: the module parameter and debugfs. */
+unsigned int xv_svc_max_conns_per_cid(void);
+struct dentry *xv_svc_debugfs_create(void *peers);
+void xv_svc_debugfs_remove(struct dentry *dir);
+
 /* rpc_xprt and rpc_rqst: the client transport and nfsd's backchannel */
 
 #include <linux/sunrpc/xprt.h>

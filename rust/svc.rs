@@ -17,16 +17,20 @@
 //!
 //! SUNRPC itself bounds the number of connections of every class
 //! (`svc_check_conn_limits()` before each `xpo_accept`), and ages idle ones.
+//! The module bounds those of each peer CID ([`limit`]), so that one guest
+//! cannot take them all.
 //!
 //! This file holds the instance, its registration, the ops table and the
 //! entries that free it; each concern has a file of its own, with its
 //! entries of the table: [`listen`] (`xpo_create`, `xpo_accept`),
-//! [`callbacks`], [`recv`] (where a record is received), [`send`] and
-//! `backchannel` (nfsd's callbacks on a connection).
+//! [`limit`] (connections per CID), [`callbacks`], [`recv`] (where a record
+//! is received), [`send`] and `backchannel` (nfsd's callbacks on a
+//! connection).
 
 #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
 mod backchannel;
 mod callbacks;
+mod limit;
 mod listen;
 mod recv;
 mod send;
@@ -55,6 +59,8 @@ use crate::vsock::{CallbackSock, Callbacks, Socket, ZeroCopy};
 pub(crate) struct Registration {
     #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
     _backchannel: XprtClass,
+    /// Dropped after the class is unregistered.
+    _accounting: limit::Accounting,
 }
 
 impl Registration {
@@ -62,6 +68,7 @@ impl Registration {
     pub(crate) fn new() -> Result<Self> {
         #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
         let backchannel = backchannel::register()?;
+        let accounting = limit::Accounting::new()?;
         let class = ptr::addr_of_mut!(sys::xv_svc_class);
         // SAFETY: the class is a static that nothing uses before it is
         // registered; it stays registered until `drop`, and no instance
@@ -73,6 +80,7 @@ impl Registration {
         Ok(Self {
             #[cfg(CONFIG_SUNRPC_BACKCHANNEL)]
             _backchannel: backchannel,
+            _accounting: accounting,
         })
     }
 }
@@ -110,6 +118,8 @@ struct SvcVsock {
 #[pin_data]
 struct Conn {
     peer: VsockAddr,
+    /// Counts the connection for its CID until it is freed.
+    _slot: limit::CidSlot,
     /// A record is being sent that the peer's credit did not cover when
     /// it started: no thread takes a call from the connection meanwhile
     /// (`xpo_has_wspace`).

@@ -405,6 +405,47 @@ void xv_svc_put_page(struct page *page)
 	put_page(page);
 }
 
+/*
+ * Connections per CID (rust/svc/limit.rs): the limit, which applies to
+ * connections accepted after it is set, and the accounting in debugfs.
+ */
+
+#include <linux/debugfs.h>
+#include <linux/moduleparam.h>
+#include <linux/seq_file.h>
+
+static unsigned int max_conns_per_cid = 32;
+module_param(max_conns_per_cid, uint, 0644);
+MODULE_PARM_DESC(max_conns_per_cid,
+		 "Most connections nfsd keeps from one vsock CID, 0 for no limit (default 32: an NFS client uses one connection per server, at most 16 with nconnect)");
+
+unsigned int xv_svc_max_conns_per_cid(void)
+{
+	return READ_ONCE(max_conns_per_cid);
+}
+
+static int xv_connections_show(struct seq_file *m, void *v)
+{
+	return xv_svc_connections_show(m, m->private);
+}
+DEFINE_SHOW_ATTRIBUTE(xv_connections);
+
+/* /sys/kernel/debug/xprtvsock/connections; debugfs errors are ignored. */
+struct dentry *xv_svc_debugfs_create(void *peers)
+{
+	struct dentry *dir = debugfs_create_dir("xprtvsock", NULL);
+
+	debugfs_create_file("connections", 0444, dir, peers,
+			    &xv_connections_fops);
+	return dir;
+}
+
+/* Waits for the file's readers. */
+void xv_svc_debugfs_remove(struct dentry *dir)
+{
+	debugfs_remove(dir);
+}
+
 /* NFSv4.1 backchannel */
 
 #ifdef CONFIG_SUNRPC_BACKCHANNEL

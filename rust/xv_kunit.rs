@@ -12,6 +12,8 @@
 pub mod addr;
 #[path = "core/addr_parse.rs"]
 pub mod addr_parse;
+#[path = "core/cid_table.rs"]
+pub mod cid_table;
 #[path = "core/record.rs"]
 pub mod record;
 #[path = "core/selftest.rs"]

@@ -17,6 +17,8 @@ macro_rules! errno {
 
 #[path = "core/addr.rs"]
 pub mod addr;
+#[path = "core/cid_table.rs"]
+pub mod cid_table;
 mod clnt;
 #[path = "core/record.rs"]
 pub mod record;

@@ -10,5 +10,6 @@
 
 pub mod addr;
 pub mod addr_parse;
+pub mod cid_table;
 pub mod record;
 pub mod selftest;

@@ -7,6 +7,7 @@
 
 use crate::addr::{self, Presentation, UniversalAddr, VsockAddr};
 use crate::addr_parse::{self, AddrError};
+use crate::cid_table::{Admission, CidCount, CidTable};
 use crate::record::{
     self, Limits, Marker, Progress, RecordDecoder, RecordError, Want, MARKER_LEN, MAX_FRAGMENT_LEN,
 };
@@ -82,6 +83,12 @@ cases!(
     uaddr_rejects,
     formatting,
     format_into_bounds,
+    cid_limit_refuses_at_the_limit,
+    cid_limit_zero_is_no_limit,
+    cid_lines_sorted_and_removed,
+    cid_refusals_outlive_connections,
+    cid_table_reuses_idle_lines,
+    cid_limit_lowered,
 );
 
 fn marker_encoding() -> Outcome {
@@ -428,5 +435,137 @@ fn format_into_bounds() -> Outcome {
     expect!(addr::format_into(&mut short, Presentation(3)).is_err());
     let mut empty = [0u8; 0];
     expect!(addr::format_into(&mut empty, Presentation(3)).is_err());
+    Ok(())
+}
+
+/// A line of a [`CidTable`].
+const fn line(cid: u32, live: u32, refused: u64) -> CidCount {
+    CidCount { cid, live, refused }
+}
+
+fn cid_limit_refuses_at_the_limit() -> Outcome {
+    let mut slots = [CidCount::default(); 4];
+    let mut table = CidTable::new(&mut slots[..]);
+    expect!(table.lines().is_empty() && table.refused() == 0);
+    expect!(table.admit(3, 2) == Admission::Admitted);
+    expect!(table.admit(3, 2) == Admission::Admitted);
+    expect!(table.admit(3, 2) == Admission::Refused);
+    expect!(table.admit(3, 2) == Admission::Refused);
+    expect!(table.lines() == [line(3, 2, 2)] && table.refused() == 2);
+    // Another CID is not affected.
+    expect!(table.admit(4, 2) == Admission::Admitted);
+    table.release(3);
+    expect!(table.admit(3, 2) == Admission::Admitted);
+    expect!(table.lines() == [line(3, 2, 2), line(4, 1, 0)]);
+    Ok(())
+}
+
+fn cid_limit_zero_is_no_limit() -> Outcome {
+    let mut slots = [CidCount::default(); 1];
+    let mut table = CidTable::new(&mut slots[..]);
+    for _ in 0..1000 {
+        expect!(table.admit(7, 0) == Admission::Admitted);
+    }
+    expect!(table.lines() == [line(7, 1000, 0)] && table.refused() == 0);
+    Ok(())
+}
+
+fn cid_lines_sorted_and_removed() -> Outcome {
+    let mut slots = [CidCount::default(); 4];
+    let mut table = CidTable::new(&mut slots[..]);
+    for cid in [5, 3, 9, u32::MAX, 0] {
+        let want = if cid == 0 {
+            Admission::NoRoom
+        } else {
+            Admission::Admitted
+        };
+        expect!(table.admit(cid, 1) == want);
+    }
+    expect!(
+        table.lines()
+            == [
+                line(3, 1, 0),
+                line(5, 1, 0),
+                line(9, 1, 0),
+                line(u32::MAX, 1, 0)
+            ]
+    );
+    table.release(5);
+    expect!(table.lines() == [line(3, 1, 0), line(9, 1, 0), line(u32::MAX, 1, 0)]);
+    // A CID without a line is ignored.
+    table.release(5);
+    table.release(4);
+    expect!(table.admit(0, 1) == Admission::Admitted);
+    expect!(
+        table.lines()
+            == [
+                line(0, 1, 0),
+                line(3, 1, 0),
+                line(9, 1, 0),
+                line(u32::MAX, 1, 0)
+            ]
+    );
+    for cid in [9, 0, u32::MAX, 3] {
+        table.release(cid);
+    }
+    expect!(table.lines().is_empty());
+    Ok(())
+}
+
+fn cid_refusals_outlive_connections() -> Outcome {
+    let mut slots = [CidCount::default(); 2];
+    let mut table = CidTable::new(&mut slots[..]);
+    expect!(table.admit(4, 1) == Admission::Admitted);
+    expect!(table.admit(4, 1) == Admission::Refused);
+    table.release(4);
+    expect!(table.lines() == [line(4, 0, 1)]);
+    // Another release finds no connection to uncount.
+    table.release(4);
+    expect!(table.lines() == [line(4, 0, 1)]);
+    expect!(table.admit(4, 1) == Admission::Admitted);
+    expect!(table.lines() == [line(4, 1, 1)]);
+    Ok(())
+}
+
+fn cid_table_reuses_idle_lines() -> Outcome {
+    let mut slots = [CidCount::default(); 3];
+    let mut table = CidTable::new(&mut slots[..]);
+    for cid in [1, 2, 3] {
+        expect!(table.admit(cid, 1) == Admission::Admitted);
+        expect!(table.admit(cid, 1) == Admission::Refused);
+    }
+    // Refused twice more than 1, once more than 3.
+    expect!(table.admit(2, 1) == Admission::Refused);
+    expect!(table.admit(2, 1) == Admission::Refused);
+    expect!(table.admit(3, 1) == Admission::Refused);
+    expect!(table.admit(8, 1) == Admission::NoRoom);
+    for cid in [1, 2, 3] {
+        table.release(cid);
+    }
+    // The idle line with the fewest refusals, CID 1's, makes room.
+    expect!(table.admit(8, 1) == Admission::Admitted);
+    expect!(table.lines() == [line(2, 0, 3), line(3, 0, 2), line(8, 1, 0)]);
+    expect!(table.admit(0, 1) == Admission::Admitted);
+    expect!(table.lines() == [line(0, 1, 0), line(2, 0, 3), line(8, 1, 0)]);
+    expect!(table.admit(5, 1) == Admission::Admitted);
+    expect!(table.lines() == [line(0, 1, 0), line(5, 1, 0), line(8, 1, 0)]);
+    expect!(table.admit(6, 1) == Admission::NoRoom);
+    // The total keeps the refusals of the lines given up.
+    expect!(table.refused() == 6);
+    Ok(())
+}
+
+fn cid_limit_lowered() -> Outcome {
+    let mut slots = [CidCount::default(); 1];
+    let mut table = CidTable::new(&mut slots[..]);
+    for _ in 0..3 {
+        expect!(table.admit(3, 0) == Admission::Admitted);
+    }
+    expect!(table.admit(3, 2) == Admission::Refused);
+    table.release(3);
+    expect!(table.admit(3, 2) == Admission::Refused);
+    table.release(3);
+    expect!(table.admit(3, 2) == Admission::Admitted);
+    expect!(table.lines() == [line(3, 2, 2)]);
     Ok(())
 }

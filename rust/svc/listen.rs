@@ -11,7 +11,7 @@ use kernel::prelude::*;
 use kernel::sync::new_mutex;
 
 use super::callbacks::{CONN_CALLBACKS, LISTENER_CALLBACKS};
-use super::{Conn, RecvState, SendState, SvcVsock};
+use super::{limit, Conn, RecvState, SendState, SvcVsock};
 use crate::addr::{self, VsockAddr};
 use crate::record::{self, Limits, RecordDecoder};
 use crate::sunrpc::svc_rqst::{ReplyVec, SavedPages};
@@ -46,7 +46,8 @@ impl SvcVsock {
         Ok(Self::publish(this, &LISTENER_CALLBACKS))
     }
 
-    /// `xpo_accept`: the next connection on this listener, if any.
+    /// `xpo_accept`: the next connection on this listener, if any. A
+    /// connection from a CID at its limit is closed at once.
     fn accept(&self) -> Option<*mut sys::svc_xprt> {
         let listener = self.xprt();
         listener.clear(Flag::CONN);
@@ -55,6 +56,10 @@ impl SvcVsock {
         listener.set(Flag::CONN);
         let owner = listener.owner();
         let peer = sock.peer_addr().ok()?;
+        // SAFETY: the class of this live listener is registered: each
+        // instance holds a reference on the module, which unregisters the
+        // class only when it is unloaded.
+        let slot = unsafe { limit::admit(peer.cid) }?;
         let local = sock.local_addr().ok()?;
         let limits = Limits::with_max_record_len(owner.max_mesg());
         let saved = SavedPages::new().ok()?;
@@ -68,6 +73,7 @@ impl SvcVsock {
         let conn = KBox::pin_init(
             pin_init!(Conn {
                 peer,
+                _slot: slot,
                 stalled: AtomicBool::new(false),
                 recv <- new_mutex!(RecvState {
                     decoder: RecordDecoder::new(limits),

@@ -1,13 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0
 # shellcheck shell=bash
 #
-# Sourced by the client cases 40-49 (and 33): loads xprtvsock.ko (and unloads it at
-# the end if this case loaded it, so that the no-transport cases still find
-# it absent), exports a tmpfs to the vsock client CID 1, starts nfsd with
-# a vsock listener on port 2049 in this guest and mounts it over vsock
-# loopback (CID 1), all with the commands an operator types: exportfs,
-# rpc.mountd, rpc.nfsd --vsock and mount -t nfs4 -o proto=vsock, from the
-# project's nfs-utils (scripts/guest/enter puts them in place).
+# Sourced by the client cases 40-49 (and 33, 34): loads xprtvsock.ko (and
+# unloads it at the end if this case loaded it, so that the no-transport
+# cases still find it absent), exports a tmpfs to the vsock client CID 1,
+# starts nfsd with a vsock listener on port 2049 in this guest and mounts it
+# over vsock loopback (CID 1), all with the commands an operator types:
+# exportfs, rpc.mountd, rpc.nfsd --vsock and mount -t nfs4 -o proto=vsock,
+# from the project's nfs-utils (scripts/guest/enter puts them in place).
 
 xv_ko=$XV_ROOT/xprtvsock.ko
 xv_export=/tmp/xv-clnt-export

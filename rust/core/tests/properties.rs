@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Property tests: the bounded fuzzing of the record decoder and the address
-//! parsers that `make check` runs. The number of cases is fixed (override with
+//! Property tests: the bounded fuzzing of the record decoder, the address
+//! parsers and the per-CID connection table that `make check` runs. The number of cases is fixed (override with
 //! PROPTEST_CASES), so the run time is bounded.
 
 use proptest::prelude::*;
 use xprtvsock_core::addr::{self, Presentation, UniversalAddr, VsockAddr};
 use xprtvsock_core::addr_parse::{self, AddrError};
+use xprtvsock_core::cid_table::{Admission, CidCount, CidTable};
 use xprtvsock_core::record::{Limits, Marker, Progress, RecordDecoder, RecordError, Want};
 
 /// Decodes `stream` read in chunks of the given sizes (cycled), returning the
@@ -96,6 +97,167 @@ fn reference_decimal(s: &str) -> Option<u32> {
     )
 }
 
+/// One step against a [`CidTable`].
+#[derive(Clone, Debug)]
+enum Step {
+    /// A connection from this CID.
+    Connect(u32),
+    /// The release of one of the connections admitted so far (an index,
+    /// modulo their number).
+    Release(usize),
+    /// The operator sets `max_conns_per_cid`.
+    Limit(u32),
+}
+
+fn steps_strategy() -> impl Strategy<Value = Vec<Step>> {
+    let step = prop_oneof![
+        6 => (0u32..8).prop_map(Step::Connect),
+        4 => any::<usize>().prop_map(Step::Release),
+        1 => (0u32..5).prop_map(Step::Limit),
+    ];
+    prop::collection::vec(step, 0..120)
+}
+
+/// Slots the table grows by when it has no room, as the kernel does (with
+/// fewer, to reach full tables often).
+const CID_TABLE_GROW: usize = 2;
+
+/// Runs `steps` against a table whose slots grow only when it asks, as in
+/// the kernel, and against a model of the counts; with a `fixed` limit
+/// the `Limit` steps change nothing, else the limit starts at 0.
+fn run_cid_table(steps: &[Step], fixed: Option<u32>) -> Result<(), TestCaseError> {
+    use std::collections::HashMap;
+
+    let mut table = CidTable::new(Vec::new());
+    let mut limit = fixed.unwrap_or(0);
+    let mut open: Vec<u32> = Vec::new();
+    let mut live: HashMap<u32, u32> = HashMap::new();
+    let mut refused: HashMap<u32, u64> = HashMap::new();
+    let mut refused_total = 0u64;
+    let mut peak_cids = 0;
+    for step in steps {
+        let before = table.lines().to_vec();
+        let was_full = before.len() == table.slots_mut().len();
+        // The CID of the step, and whether it was refused.
+        let mut touched = None;
+        match *step {
+            Step::Limit(l) => {
+                if fixed.is_none() {
+                    limit = l;
+                }
+            }
+            Step::Release(i) => {
+                if !open.is_empty() {
+                    let cid = open.swap_remove(i % open.len());
+                    touched = Some((cid, false));
+                    table.release(cid);
+                    let n = live.get_mut(&cid).unwrap();
+                    *n = n.checked_sub(1).expect("a count below zero");
+                }
+            }
+            Step::Connect(cid) => {
+                let l = limit;
+                let max = if l == 0 { u32::MAX } else { l };
+                let had = live.get(&cid).copied().unwrap_or(0);
+                let mut outcome = table.admit(cid, l);
+                if outcome == Admission::NoRoom {
+                    // Only a new CID, and only when every slot has connections.
+                    prop_assert_eq!(had, 0);
+                    prop_assert!(table.lines().iter().all(|line| line.live > 0));
+                    prop_assert_eq!(table.lines().len(), table.slots_mut().len());
+                    let grown = table.slots_mut().len() + CID_TABLE_GROW;
+                    table.slots_mut().resize(grown, CidCount::default());
+                    outcome = table.admit(cid, l);
+                }
+                match outcome {
+                    Admission::Admitted => {
+                        prop_assert!(had < max, "admitted at the limit");
+                        touched = Some((cid, false));
+                        open.push(cid);
+                        *live.entry(cid).or_default() += 1;
+                    }
+                    Admission::Refused => {
+                        prop_assert!(had >= max, "refused below the limit");
+                        touched = Some((cid, true));
+                        *refused.entry(cid).or_default() += 1;
+                        refused_total += 1;
+                    }
+                    Admission::NoRoom => prop_assert!(false, "no room after growing"),
+                }
+            }
+        }
+        let lines = table.lines();
+        // The step's CID keeps its refusals (one more if refused now). The
+        // other lines stay, except that a new CID in full slots takes the
+        // place of the line without connections with the fewest refusals.
+        let refusals = |lines: &[CidCount], cid| {
+            lines
+                .iter()
+                .find(|line| line.cid == cid)
+                .map_or(0, |line| line.refused)
+        };
+        let others = |lines: &[CidCount]| -> Vec<CidCount> {
+            lines
+                .iter()
+                .filter(|line| Some(line.cid) != touched.map(|t| t.0))
+                .copied()
+                .collect()
+        };
+        if let Some((cid, now_refused)) = touched {
+            prop_assert_eq!(
+                refusals(lines, cid),
+                refusals(&before, cid) + u64::from(now_refused)
+            );
+        }
+        let (old, new) = (others(&before), others(lines));
+        if old != new {
+            let new_cid = touched.is_some_and(|(cid, _)| before.iter().all(|line| line.cid != cid));
+            prop_assert!(
+                was_full && new_cid && old.len() == new.len() + 1,
+                "{:?} -> {:?}",
+                old,
+                new
+            );
+            let gone = old.iter().find(|line| !new.contains(line)).copied();
+            let fewest = old
+                .iter()
+                .filter(|line| line.live == 0)
+                .map(|line| line.refused)
+                .min();
+            prop_assert!(gone.is_some_and(|g| g.live == 0 && Some(g.refused) == fewest));
+        }
+        prop_assert!(
+            lines.windows(2).all(|w| w[0].cid < w[1].cid),
+            "unsorted: {:?}",
+            lines
+        );
+        for line in lines {
+            prop_assert!(line.live > 0 || line.refused > 0, "empty line {:?}", line);
+            prop_assert!(line.refused <= refused.get(&line.cid).copied().unwrap_or(0));
+        }
+        for (&cid, &n) in &live {
+            let shown = lines
+                .iter()
+                .find(|line| line.cid == cid)
+                .map_or(0, |line| line.live);
+            prop_assert_eq!(shown, n, "live count of CID {}", cid);
+            if let Some(l @ 1..) = fixed {
+                prop_assert!(n <= l, "over the limit");
+            }
+        }
+        prop_assert_eq!(table.refused(), refused_total);
+        prop_assert!(lines.iter().map(|line| line.refused).sum::<u64>() <= refused_total);
+        // Bounded by the connections: the slots are at most the most CIDs
+        // that had connections at one time, rounded up to the growth.
+        peak_cids = peak_cids.max(live.values().filter(|&&n| n > 0).count());
+        let used = lines.len();
+        let slots = table.slots_mut();
+        prop_assert!(slots.len() <= peak_cids.div_ceil(CID_TABLE_GROW) * CID_TABLE_GROW);
+        prop_assert!(slots[used..].iter().all(|s| *s == CidCount::default()));
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000),
@@ -172,5 +334,15 @@ proptest! {
             prop_assert!(!e.as_str().is_empty());
             prop_assert!(e != AddrError::NoPrefix);
         }
+    }
+
+    #[test]
+    fn cid_table_counts_and_bounds(limit in 0u32..5, steps in steps_strategy()) {
+        run_cid_table(&steps, Some(limit))?;
+    }
+
+    #[test]
+    fn cid_table_counts_with_a_changing_limit(steps in steps_strategy()) {
+        run_cid_table(&steps, None)?;
     }
 }

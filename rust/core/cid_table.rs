@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Connections per peer CID: the accounting behind the server's
+//! `max_conns_per_cid`.
+//!
+//! A [`CidTable`] has a line per CID: the connections it has now and those
+//! it was refused since the table was made. The lines sit at the start of
+//! slots the caller provides, sorted by CID, the free slots after them;
+//! nothing here allocates. [`CidTable::admit`] asks for more slots only
+//! when every slot holds a CID that has connections, so the kernel, which
+//! keeps the slots in a vector, needs no more of them than the most CIDs
+//! that had connections at one time.
+//!
+//! A CID keeps its line while it has connections. A line whose
+//! connections are gone but that records refusals stays while there is
+//! room: a new CID takes a free slot, or else the line without
+//! connections that records the fewest refusals. [`CidTable::refused`]
+//! counts every refusal, also those of lines given up.
+
+use core::ops::DerefMut;
+
+/// One CID's line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CidCount {
+    /// The peer's CID.
+    pub cid: u32,
+    /// Its connections now: admitted and not released yet.
+    pub live: u32,
+    /// Its connections refused since the table was made.
+    pub refused: u64,
+}
+
+impl CidCount {
+    /// Whether the slot holds no line.
+    fn is_free(&self) -> bool {
+        self.live == 0 && self.refused == 0
+    }
+}
+
+/// What [`CidTable::admit`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The connection counts for its CID until [`CidTable::release`].
+    Admitted,
+    /// The CID has as many connections as the limit allows, or more (the
+    /// limit was lowered meanwhile); the refusal is counted.
+    Refused,
+    /// The CID has no line and every slot holds one with connections: add
+    /// free slots and ask again.
+    NoRoom,
+}
+
+/// Connections and refusals per CID, over the slots `S`.
+///
+/// # Invariants
+///
+/// The slots hold the lines first, sorted by CID without duplicates, each
+/// with connections or refusals, then only free slots.
+pub struct CidTable<S> {
+    slots: S,
+    refused: u64,
+}
+
+impl<S: DerefMut<Target = [CidCount]>> CidTable<S> {
+    /// A table over `slots`, which must all be free
+    /// ([`CidCount::default()`]), as must those added later.
+    pub fn new(slots: S) -> Self {
+        Self { slots, refused: 0 }
+    }
+
+    /// The lines, sorted by CID.
+    pub fn lines(&self) -> &[CidCount] {
+        &self.slots[..self.used()]
+    }
+
+    /// Every refusal since the table was made.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// The slots, to add free ones after [`Admission::NoRoom`].
+    pub fn slots_mut(&mut self) -> &mut S {
+        &mut self.slots
+    }
+
+    /// Counts a new connection from `cid`, unless the CID has `limit`
+    /// connections (0: no limit) already.
+    pub fn admit(&mut self, cid: u32, limit: u32) -> Admission {
+        // Without a limit, the counter's range is one.
+        let limit = if limit == 0 { u32::MAX } else { limit };
+        let mut used = self.used();
+        let mut at = match self.slots[..used].binary_search_by_key(&cid, |line| line.cid) {
+            Ok(i) => {
+                let line = &mut self.slots[i];
+                if line.live >= limit {
+                    line.refused = line.refused.saturating_add(1);
+                    self.refused = self.refused.saturating_add(1);
+                    return Admission::Refused;
+                }
+                line.live += 1;
+                return Admission::Admitted;
+            }
+            Err(at) => at,
+        };
+        if used == self.slots.len() {
+            let idle = (0..used)
+                .filter(|&i| self.slots[i].live == 0)
+                .min_by_key(|&i| self.slots[i].refused);
+            let Some(idle) = idle else {
+                return Admission::NoRoom;
+            };
+            self.remove(idle, used);
+            used -= 1;
+            if idle < at {
+                at -= 1;
+            }
+        }
+        // INVARIANT: the new line goes where its CID sorts, its slot taken
+        // from the free ones after the lines.
+        self.slots[at..=used].rotate_right(1);
+        self.slots[at] = CidCount {
+            cid,
+            live: 1,
+            refused: 0,
+        };
+        Admission::Admitted
+    }
+
+    /// Uncounts a connection from `cid` that [`CidTable::admit`] admitted.
+    pub fn release(&mut self, cid: u32) {
+        let used = self.used();
+        if let Ok(i) = self.slots[..used].binary_search_by_key(&cid, |line| line.cid) {
+            let line = &mut self.slots[i];
+            line.live = line.live.saturating_sub(1);
+            if line.is_free() {
+                self.remove(i, used);
+            }
+        }
+    }
+
+    /// The number of lines.
+    fn used(&self) -> usize {
+        self.slots.partition_point(|slot| !slot.is_free())
+    }
+
+    /// Removes line `i` of `used`, keeping the others in order.
+    fn remove(&mut self, i: usize, used: usize) {
+        // INVARIANT: the lines after `i` move up, a free slot after them.
+        self.slots[i..used].rotate_left(1);
+        self.slots[used - 1] = CidCount::default();
+    }
+}
