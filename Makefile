@@ -6,7 +6,7 @@
 FLAVOUR ?= debug
 RUST_SOURCES = $(wildcard rust/*.rs rust/core/*.rs rust/core/tests/*.rs)
 
-.PHONY: all module kernel nfs-utils setup check demo demo-loopback bench series-check host-test clippy rustfmt docs clean
+.PHONY: all module kernel nfs-utils setup check demo demo-loopback bench bench-loopback bench-pair series-check host-test clippy rustfmt docs clean
 
 all: module
 
@@ -41,8 +41,16 @@ demo:
 demo-loopback:
 	@scripts/demo-loopback
 
+# Both parts of the benchmark, or one: the loopback comparison in one
+# guest, and the file systems between the two guests of scripts/vm-pair.
 bench:
 	@scripts/bench
+
+bench-loopback:
+	@scripts/bench loopback
+
+bench-pair:
+	@scripts/bench pair
 
 series-check: setup
 	@scripts/series-check

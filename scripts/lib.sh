@@ -4,7 +4,9 @@
 XV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 XV_CACHE=${XV_CACHE:-$HOME/.cache/xprtvsock}
 XV_BUILD=${XV_BUILD:-$XV_ROOT/build}
-XV_VENV=$XV_CACHE/venv
+# The Python venv of virtme-ng, xml2rfc and matplotlib; a developer may
+# point it elsewhere, e.g. to keep the kernel cache read-only.
+XV_VENV=${XV_VENV:-$XV_CACHE/venv}
 XV_KERNEL_PACKAGE=linux-source-6.12
 # The kernel inputs; the cache test points them at a small stand-in.
 XV_KERNEL_TARBALL=${XV_KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
