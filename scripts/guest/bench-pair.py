@@ -24,8 +24,8 @@ and the medians to $XV_OUT/bench-pair.json; a figure that could not be
 taken is None there and its error is listed.
 
 CONFIG is a JSON file of scripts/bench's: "size MiB" and "rounds" (what
-XV_BENCH_MIB and XV_BENCH_ROUNDS said), "tree" (the tarball to unpack) and
-"fuse" (the directory of fuse.ko and virtiofs.ko). A file rather than the
+XV_BENCH_MIB and XV_BENCH_ROUNDS said) and "tree" (the tarball to unpack).
+A file rather than the
 environment: the guest command travels on the kernel command line, whose
 2 KiB it must share with virtme-ng's own arguments.
 """
@@ -53,7 +53,6 @@ OUT = os.environ["XV_OUT"]
 SIZE_MIB = bench.SIZE_MIB
 ROUNDS = bench.ROUNDS
 TREE_TAR = None
-FUSE_DIR = None
 SERVER_IP = "169.254.0.2"
 EXPORT = "/srv/xv-bench"
 SINK_PORT = 5201
@@ -464,9 +463,6 @@ def setup_client(cid):
     run("ip", "link", "set", "lo", "up")
     net_up(cid)
     run("insmod", os.path.join(ROOT, "xprtvsock.ko"))
-    for module in ("fuse.ko", "virtiofs.ko"):
-        guarded(f"insmod {module}", run, "insmod",
-                os.path.join(FUSE_DIR, module))
     tree = {}
     if TREE_TAR:
         # Unpacked from memory, not from the 9p root it lives on.
@@ -489,12 +485,12 @@ def rotate(items, n):
 
 
 def measure(config):
-    global cpu, SIZE_MIB, ROUNDS, TREE_TAR, FUSE_DIR
+    global cpu, SIZE_MIB, ROUNDS, TREE_TAR
     with open(config) as f:
         cfg = json.load(f)
     SIZE_MIB = bench.SIZE_MIB = int(cfg["size MiB"])
     ROUNDS = int(cfg["rounds"])
-    TREE_TAR, FUSE_DIR = cfg.get("tree"), cfg["fuse"]
+    TREE_TAR = cfg.get("tree")
     cid = int(os.environ.get("XV_PAIR_CID", "3"))
     cpu = VsockdCpu()
     tree = setup_client(cid)
