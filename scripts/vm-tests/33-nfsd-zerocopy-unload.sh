@@ -15,6 +15,9 @@ peer=$XV_ROOT/target/release/xv-peer
 [[ -x $peer ]] || xv_fail "no $peer (cargo build --release -p xv-peer)"
 [[ ! -e /sys/module/xprtvsock ]] || xv_skip "xprtvsock is loaded already"
 xv_start
+# xv-peer connects from an unprivileged port: the export must allow it.
+echo "$xv_export vsock:1(rw,insecure,no_subtree_check,no_root_squash,fsid=0)" >/etc/exports
+exportfs -ra
 head -c 65536 /dev/urandom >"$xv_export/xv-peer-data"
 chmod 644 "$xv_export/xv-peer-data"
 
