@@ -4,11 +4,9 @@
 # on vsock port 2049, tools/xv-peer sends, each on its own connection,
 # an oversized fragment header, a flood of empty non-final fragments,
 # garbage XDR, a REPLY-direction record, a call in byte-sized fragments, a
-# large call in slow pieces, half records followed by silence (more of
-# them at once than nfsd has threads), and a peer that stops reading its
-# replies and then sends more calls: its stalled reply holds one thread
-# until the 30 s send bound closes the connection, and no thread takes
-# its later calls. Between and during these, nfsd keeps answering NULL
+# large call in slow pieces, and half records followed by silence (more of
+# them at once than nfsd has threads). Between and during these, nfsd
+# keeps answering NULL
 # calls; the kernel log gains one rate-limited line per closed
 # connection, naming the peer as vsock:1, and nothing else.
 # Needs the in-tree series and tools/xv-peer built.
@@ -68,16 +66,6 @@ for pid in "${halves[@]}"; do
 done
 null
 
-echo "--- a peer that stops reading, then sends 16 more calls"
-"$peer" --timeout 60 stall=45 &
-stall=$!
-sleep 5
-# Only the stalled reply holds a thread: the others answer at once.
-"$peer" --timeout 5 null
-wait "$stall"
-null
-[[ $(cat /proc/fs/nfsd/threads) == "$threads" ]] || { echo "FAIL: nfsd threads changed" >&2; exit 1; }
-
 echo "--- kernel log since the first scenario"
 since_marker
 splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|blocked for more than|UBSAN:)'
@@ -85,7 +73,7 @@ if since_marker | grep -aE "$splat"; then
 	echo "FAIL: kernel splat" >&2
 	exit 1
 fi
-for what in 'exceeds the limit' 'more than 1024 fragments' 'of 24 reply bytes'; do
+for what in 'exceeds the limit' 'more than 1024 fragments'; do
 	since_marker | grep -q "xprtvsock: vsock:1: .*$what.*; closing the connection" || {
 		echo "FAIL: no log line for: $what" >&2
 		exit 1

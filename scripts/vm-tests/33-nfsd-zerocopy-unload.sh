@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
+# A peer that stops reading its replies, then sends more calls: its
+# stalled READ reply holds one thread until the 30 s send bound closes the
+# connection, no thread takes its later calls, and other peers are
+# answered meanwhile.
+#
 # Zero-copy packets outlive the connection that sent them. Over vsock
 # loopback, tools/xv-peer asks nfsd for a 64 KiB READ and leaves the reply
 # unread: its pages sit by reference in the peer's receive queue, holding
@@ -20,6 +25,21 @@ echo "$xv_export vsock:1(rw,insecure,no_subtree_check,no_root_squash,fsid=0)" >/
 exportfs -ra
 head -c 65536 /dev/urandom >"$xv_export/xv-peer-data"
 chmod 644 "$xv_export/xv-peer-data"
+threads=$(cat /proc/fs/nfsd/threads)
+
+echo "--- a peer that stops reading, then sends more calls"
+"$peer" --timeout 60 stall=45 &
+stall=$!
+sleep 5
+# Only the stalled reply holds a thread: the others answer at once.
+"$peer" --timeout 5 null || xv_fail "no answer while a reply is stalled"
+wait "$stall" || xv_fail "xv-peer stall failed"
+"$peer" --timeout 30 null || xv_fail "no answer after the stalled peer"
+[[ $(cat /proc/fs/nfsd/threads) == "$threads" ]] || xv_fail "nfsd threads changed"
+xv_since_marker | grep -qE "xprtvsock: vsock:1: (sent [0-9]+ of [0-9]+ reply bytes|reply of [0-9]+ bytes failed).*; closing the connection" ||
+	xv_fail "no log line for the stalled reply's close"
+
+echo "--- a reply left unread while the module is unloaded"
 
 "$peer" --timeout 30 read-unread=10 &
 holder=$!

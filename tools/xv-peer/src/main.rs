@@ -28,11 +28,6 @@ use clap::Parser;
 use conn::{expect_success, Conn, Options, Target};
 use scenario::{Named, Scenario};
 
-/// The receive buffer of the "stall" scenario, which is the credit it
-/// grants the server: four NULL replies of 28 bytes with their markers fit,
-/// a fifth does not.
-const STALL_BUFFER: u32 = 128;
-
 /// An ONC RPC peer over AF_VSOCK, well-behaved or hostile, for testing
 /// nfsd's vsock transport.
 #[derive(Parser, Debug)]
@@ -53,24 +48,39 @@ struct Cli {
     scenarios: Vec<Named>,
 }
 
-/// The "stall=SECS" scenario on a connection with [`STALL_BUFFER`] of
-/// receive buffer: four replies fill it up to 16 bytes, the fifth waits
-/// for credit that never comes; the server must take none of the calls
-/// that follow meanwhile, and close within SECS seconds.
+/// The "stall=SECS" scenario, on a connection with vsock's default receive
+/// buffer (256 KiB), which it never reads: four READs of 64 KiB of
+/// `xv-peer-data` fill that credit and leave the fourth reply waiting, a
+/// fifth READ and then 16 NULL calls follow; the server must take none of
+/// them meanwhile, and close within SECS seconds.
+///
+/// Replies this large are needed: a receiver's vsock (6.12.117 and later)
+/// also bounds the socket buffers queued, at one `SKB_TRUESIZE(0)` each
+/// against the same buffer size, and resets a connection of tiny replies
+/// long before their payload runs out of credit.
 fn stall_then_more(conn: &mut Conn, secs: u64) -> Result<String, String> {
-    let mut nulls = |n: usize| -> Result<(), String> {
-        for _ in 0..n {
-            let (_, call) = conn.null_call();
-            conn.send(&rpc::frame(&call, usize::MAX))
-                .map_err(|e| format!("send: {e}"))?;
-        }
-        Ok(())
-    };
-    nulls(4)?;
+    fn send(conn: &mut Conn, call: &[u8]) -> Result<(), String> {
+        conn.send(&rpc::frame(call, usize::MAX))
+            .map_err(|e| format!("send: {e}"))
+    }
+    fn read(conn: &mut Conn) -> Result<(), String> {
+        let xid = conn.xid();
+        let args = rpc::read_args("xv-peer-data", 64 << 10);
+        send(
+            conn,
+            &rpc::call(xid, rpc::NFS_PROGRAM, 4, rpc::NFSPROC4_COMPOUND, &args),
+        )
+    }
+    for _ in 0..4 {
+        read(conn)?;
+    }
     sleep(Duration::from_secs(1));
-    nulls(1)?;
+    read(conn)?;
     sleep(Duration::from_secs(1));
-    nulls(16)?;
+    for _ in 0..16 {
+        let (_, call) = conn.null_call();
+        send(conn, &call)?;
+    }
     conn.await_hangup(Duration::from_secs(secs))
         .map(|t| format!("closed {t:?} after the last call, nothing read"))
 }
@@ -129,11 +139,7 @@ fn scenario_result(opts: &Options, scenario: Scenario) -> Result<String, String>
 
 /// The scenarios that need a connection of their own.
 fn on_one_connection(opts: &Options, scenario: Scenario) -> Result<String, String> {
-    let conn = match scenario {
-        Scenario::Stall { .. } => Conn::connect_with(opts, Some(STALL_BUFFER)),
-        _ => Conn::connect(opts),
-    };
-    let mut conn = conn.map_err(|e| format!("connect: {e}"))?;
+    let mut conn = Conn::connect(opts).map_err(|e| format!("connect: {e}"))?;
     let io = |e: io::Error| format!("send: {e}");
     match scenario {
         Scenario::Stall { secs } => stall_then_more(&mut conn, secs),
