@@ -20,8 +20,9 @@ peer=$XV_ROOT/target/release/xv-peer
 [[ -x $peer ]] || xv_fail "no $peer (cargo build --release -p xv-peer)"
 [[ ! -e /sys/module/xprtvsock ]] || xv_skip "xprtvsock is loaded already"
 xv_start
-# xv-peer connects from an unprivileged port: the export must allow it.
-echo "$xv_export vsock:1(rw,insecure,no_subtree_check,no_root_squash,fsid=0)" >/etc/exports
+# xv-peer calls with AUTH_NONE from an unprivileged port: the export must
+# allow both.
+echo "$xv_export vsock:1(rw,insecure,sec=sys:none,no_subtree_check,no_root_squash,fsid=0)" >/etc/exports
 exportfs -ra
 # A READ with the anonymous stateid gets NFS4ERR_GRACE during the grace
 # period, and this nfsd has no client to wait for.

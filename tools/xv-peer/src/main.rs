@@ -49,10 +49,10 @@ struct Cli {
 }
 
 /// The "stall=SECS" scenario, on a connection with vsock's default receive
-/// buffer (256 KiB), which it never reads: four READs of 64 KiB of
-/// `xv-peer-data` fill that credit and leave the fourth reply waiting, a
-/// fifth READ and then 16 NULL calls follow; the server must take none of
-/// them meanwhile, and close within SECS seconds.
+/// buffer (256 KiB), which it never reads: six READs of 64 KiB of
+/// `xv-peer-data` overrun that credit and leave a reply waiting, a seventh
+/// READ and then 16 NULL calls follow; the server must take none of them
+/// meanwhile, and close within SECS seconds.
 ///
 /// Replies this large are needed: a receiver's vsock (6.12.117 and later)
 /// also bounds the socket buffers queued, at one `SKB_TRUESIZE(0)` each
@@ -71,7 +71,7 @@ fn stall_then_more(conn: &mut Conn, secs: u64) -> Result<String, String> {
             &rpc::call(xid, rpc::NFS_PROGRAM, 4, rpc::NFSPROC4_COMPOUND, &args),
         )
     }
-    for _ in 0..4 {
+    for _ in 0..6 {
         read(conn)?;
     }
     sleep(Duration::from_secs(1));
