@@ -193,6 +193,23 @@ pub fn is_close(e: &io::Error) -> bool {
     )
 }
 
+/// The pending error of the socket `fd` (`SO_ERROR`), which reading clears.
+pub fn take_socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` is a writable `c_int` of the length passed.
+    check(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            std::ptr::from_mut(&mut err).cast(),
+            &mut len,
+        )
+    })?;
+    Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
+}
+
 /// Whether the server has closed or reset the connection on `fd`, seen
 /// without reading or sending: poll(2) for `POLLRDHUP`, `POLLHUP` and
 /// `POLLERR` with no wait.

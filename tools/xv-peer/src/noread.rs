@@ -4,12 +4,14 @@
 //! never reads a reply, for SECS seconds, then closes.
 //!
 //! The connection grants the server a receive buffer of `BUFFER` bytes,
-//! room for a few dozen NULL replies: once it is full, vsock credit runs
-//! out and nfsd's reply to this peer cannot be sent; nfsd waits for credit
-//! (xprtvsock's send timeout is 30 s) and stops reading the connection.
-//! Meanwhile a NULL call on a fresh connection every `PROBE_EVERY` must
-//! be answered within --timeout: one peer that does not read must not
-//! stall nfsd.
+//! room for a few dozen NULL replies. Since 6.12.117 the peer's own vsock
+//! also bounds the socket buffers it queues, one `SKB_TRUESIZE(0)` each
+//! against that size, and resets the connection (ENOBUFS) once a few
+//! replies wait unread: the figures say which side ended the connection.
+//! Waiting for credit on the server is the `stall` scenario's (large
+//! replies). Meanwhile a NULL call on a fresh connection every
+//! `PROBE_EVERY` must be answered within --timeout: one peer that does not
+//! read must not stall nfsd.
 
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
@@ -60,12 +62,16 @@ pub fn run(opts: &Options, calls: usize, secs: u64) -> Result<String, String> {
                     progress = n > 0;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) if conn::is_close(&e) => closed = Some(start.elapsed()),
+                Err(e) if conn::is_close(&e) => closed = Some((start.elapsed(), Some(e))),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    closed = Some((start.elapsed(), Some(e)));
+                }
                 Err(e) => return Err(format!("send: {e}")),
             }
         }
         if closed.is_none() && conn::peer_gone(conn.fd()).unwrap_or(true) {
-            closed = Some(start.elapsed());
+            let cause = conn::take_socket_error(conn.fd()).ok().flatten();
+            closed = Some((start.elapsed(), cause));
         }
         if Instant::now() >= next_probe {
             probes.push(conn::probe(opts));
@@ -87,7 +93,10 @@ pub fn run(opts: &Options, calls: usize, secs: u64) -> Result<String, String> {
     figures += &format!(
         "; read nothing for {held:.1?} with a {BUFFER}-byte receive buffer; {}",
         match closed {
-            Some(t) => format!("the server closed the connection after {t:.1?}"),
+            Some((t, Some(e))) if e.raw_os_error() == Some(libc::ENOBUFS) => format!(
+                "this peer's vsock reset the connection after {t:.1?} (ENOBUFS: too many unread packets)"
+            ),
+            Some((t, _)) => format!("the server closed the connection after {t:.1?}"),
             None => "the server kept the connection open".into(),
         }
     );
