@@ -3,9 +3,12 @@
 # Data-integrity soak, over vsock and over TCP in the same guest, the
 # transports taking turns for XV62_ROUNDS rounds each (1 in make check).
 # A round runs at once, on its own mount:
-# * a git repository: 40 commits of files of random sizes, a 48 MiB file
-#   read back after dropping caches, then git fsck --full --strict;
-# * two writers and two readers: files of random sizes (up to 1 MiB) with
+# * a git repository: XV62_COMMITS commits (20; the failure seen once had
+#   40) of files of random sizes, with a file of XV62_BIG_MIB MiB (16; 48
+#   then) read back after dropping caches halfway, then git fsck --full
+#   --strict;
+# * two writers and two readers: XV62_FILES files each (10) of random
+#   sizes (up to 1 MiB) with
 #   their SHA-256 recorded by the writer and checked by a reader with
 #   O_DIRECT, from the server (dropping all caches for each file made the
 #   guest read its tools again over 9p, minutes per round under TCG);
@@ -21,6 +24,9 @@ for tool in git fio sha256sum; do
 	command -v "$tool" >/dev/null || xv_fail "missing: $tool"
 done
 rounds=${XV62_ROUNDS:-1}
+commits=${XV62_COMMITS:-20}
+big_mib=${XV62_BIG_MIB:-16}
+files=${XV62_FILES:-10}
 keep=$XV_OUT/soak
 xv_start
 echo "$xv_export 127.0.0.1(rw,no_subtree_check,no_root_squash,fsid=0)" >>/etc/exports
@@ -45,23 +51,24 @@ git_workload() {
 	git init -q "$repo"
 	git -C "$repo" config user.name soak
 	git -C "$repo" config user.email soak@localhost
-	for i in $(seq 40); do
+	for i in $(seq "$commits"); do
 		for f in 1 2 3; do
 			head -c $((RANDOM * 2 + 1)) /dev/urandom >"$repo/f$((RANDOM % 12))"
 		done
-		if ((i == 20)); then
-			dd if=/dev/urandom of="$repo/big" bs=1M count=48 status=none
+		if ((i == commits / 2)); then
+			dd if=/dev/urandom of="$repo/big" bs=1M count="$big_mib" status=none
 			local want
 			want=$(sha256sum <"$repo/big")
 			drop
-			[[ $(sha256sum <"$repo/big") == "$want" ]] || { echo "48 MiB file reads back wrong" >&2; return 1; }
+			[[ $(sha256sum <"$repo/big") == "$want" ]] || { echo "the $big_mib MiB file reads back wrong" >&2; return 1; }
 		fi
 		git -C "$repo" add -A
 		git -C "$repo" commit -q -m "commit $i" || return 1
 	done
 	drop
 	git -C "$repo" fsck --full --strict >"$dir/fsck.log" 2>&1 || { cat "$dir/fsck.log" >&2; return 1; }
-	[[ $(git -C "$repo" rev-list --count HEAD) == 40 ]] || { echo "history is not 40 commits" >&2; return 1; }
+	[[ $(git -C "$repo" rev-list --count HEAD) == "$commits" ]] ||
+		{ echo "history is not $commits commits" >&2; return 1; }
 }
 
 writer() { # DIR N: writes N files, each with its checksum beside it
@@ -100,10 +107,10 @@ round() { # TRANSPORT ROUND
 	mkdir -p "$dir/w1" "$dir/w2" "$dir/fio"
 	local pids=()
 	git_workload "$dir" & pids+=($!)
-	writer "$dir/w1" 20 & pids+=($!)
-	writer "$dir/w2" 20 & pids+=($!)
-	reader "$dir/w1" 20 & pids+=($!)
-	reader "$dir/w2" 20 & pids+=($!)
+	writer "$dir/w1" "$files" & pids+=($!)
+	writer "$dir/w2" "$files" & pids+=($!)
+	reader "$dir/w1" "$files" & pids+=($!)
+	reader "$dir/w2" "$files" & pids+=($!)
 	fio_workload "$dir/fio" & pids+=($!)
 	local pid failed=
 	for pid in "${pids[@]}"; do
