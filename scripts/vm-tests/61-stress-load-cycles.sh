@@ -6,7 +6,7 @@
 # flight just before the unmount, and rmmod follows at once: the window in
 # which a zero-copy completion could outlive the module. Afterwards
 # kmemleak reports nothing and the kernel log has no splat.
-# xv-timeout: 1500
+# xv-timeout: 2400
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 
