@@ -45,6 +45,7 @@ for i in $(seq "$cycles"); do
 	rpc.nfsd 0
 	unload "$i"
 	xv_loaded=
+	((i % 10)) || echo "cycle $i at $((SECONDS - start)) s"
 done
 [[ $(cat "$xv_export/cycle") == "$cycles" ]] || xv_fail "the last cycle's write is lost"
 echo "cycles: $cycles load/mount/umount/unload in $((SECONDS - start)) s ($heavy with 32 MiB of O_DIRECT traffic before rmmod)"
