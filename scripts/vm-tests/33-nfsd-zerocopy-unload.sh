@@ -56,16 +56,6 @@ if rmmod xprtvsock 2>/dev/null; then
 fi
 echo "rmmod refused while the reply is unread: ok (refcnt $(cat /sys/module/xprtvsock/refcnt))"
 wait "$holder" || xv_fail "xv-peer read-unread failed"
-unloaded=
-# vsock may keep the closed socket, and the packets, for up to 8 s.
-for _ in $(seq 75); do
-	if rmmod xprtvsock 2>/dev/null; then
-		unloaded=1
-		break
-	fi
-	sleep 0.2
-done
-[[ -n $unloaded ]] || xv_fail "rmmod refused after the peer closed: refcnt $(cat /sys/module/xprtvsock/refcnt)"
-xv_loaded=
+xv_unload 15 || xv_fail "rmmod refused after the peer closed: refcnt $(cat /sys/module/xprtvsock/refcnt)"
 echo "rmmod after the peer closed: ok"
 xv_check_log

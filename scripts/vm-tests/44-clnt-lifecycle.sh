@@ -21,27 +21,7 @@ for i in $(seq 20); do
 done
 [[ $(cat "$xv_export/cycle") == 20 ]] || xv_fail "cycle writes lost"
 rpc.nfsd 0
-unloaded=
-for _ in $(seq 50); do
-	if rmmod xprtvsock 2>/dev/null; then
-		unloaded=1
-		break
-	fi
-	sleep 0.2
-done
-[[ -n $unloaded ]] || xv_fail "rmmod refused after umount: $(cat /sys/module/xprtvsock/refcnt)"
-xv_loaded=
+xv_unload || xv_fail "rmmod refused after umount: refcnt $(cat /sys/module/xprtvsock/refcnt)"
 echo "rmmod after umount: ok"
-kml=/sys/kernel/debug/kmemleak
-if [[ -w $kml ]]; then
-	sleep 6
-	echo scan >"$kml"
-	sleep 1
-	echo scan >"$kml"
-	if grep -q unreferenced "$kml"; then
-		head -40 "$kml"
-		xv_fail "kmemleak reports leaks"
-	fi
-	echo "kmemleak: clean"
-fi
+xv_kmemleak_clean
 xv_check_log

@@ -19,14 +19,6 @@ rpc.nfsd 0
 rmmod xprtvsock
 xv_loaded=
 
-unload() {
-	for _ in $(seq 100); do
-		rmmod xprtvsock 2>/dev/null && return
-		sleep 0.1
-	done
-	xv_fail "cycle $1: rmmod refused: refcnt $(cat /sys/module/xprtvsock/refcnt)"
-}
-
 start=$SECONDS
 heavy=0
 for i in $(seq "$cycles"); do
@@ -45,23 +37,11 @@ for i in $(seq "$cycles"); do
 	fi
 	xv_umount
 	rpc.nfsd 0
-	unload "$i"
-	xv_loaded=
+	xv_unload || xv_fail "cycle $i: rmmod refused: refcnt $(cat /sys/module/xprtvsock/refcnt)"
 	((i % 10)) || echo "cycle $i at $((SECONDS - start)) s"
 done
 [[ $(cat "$xv_export/cycle") == "$cycles" ]] || xv_fail "the last cycle's write is lost"
 echo "cycles: $cycles load/mount/umount/unload in $((SECONDS - start)) s ($heavy with 32 MiB of O_DIRECT traffic before rmmod)"
 
-kml=/sys/kernel/debug/kmemleak
-if [[ -w $kml ]]; then
-	sleep 6
-	echo scan >"$kml"
-	sleep 1
-	echo scan >"$kml"
-	if grep -q unreferenced "$kml"; then
-		head -40 "$kml"
-		xv_fail "kmemleak reports leaks"
-	fi
-	echo "kmemleak: clean"
-fi
+xv_kmemleak_clean
 xv_check_log

@@ -42,13 +42,36 @@ xv_cleanup() {
 	rm -f /etc/exports
 	[[ -n $xv_mounted_export ]] && umount "$xv_export"
 	[[ -n $xv_mounted_nfsd ]] && umount /proc/fs/nfsd
-	# The module stays pinned for a moment while transports are destroyed.
-	if [[ -n $xv_loaded ]]; then
-		for _ in $(seq 50); do
-			rmmod xprtvsock 2>/dev/null && break
-			sleep 0.2
-		done
+	[[ -n $xv_loaded ]] && xv_unload
+}
+
+# xv_unload [SECONDS]: unloads xprtvsock, retrying for up to SECONDS (10):
+# the module stays pinned for a moment while transports are destroyed, and
+# vsock may keep a closed socket, with zero-copy packets, for up to 8 s.
+xv_unload() {
+	local end=$((SECONDS + ${1:-10}))
+	until rmmod xprtvsock 2>/dev/null; do
+		((SECONDS < end)) || return 1
+		sleep 0.2
+	done
+	xv_loaded=
+}
+
+# xv_kmemleak_clean: fails, showing the first reports, if kmemleak finds a
+# leak. Objects freed by RCU or a deferred worker need a moment, and
+# kmemleak reports only what two scans agree on.
+xv_kmemleak_clean() {
+	local kml=/sys/kernel/debug/kmemleak
+	[[ -w $kml ]] || return 0
+	sleep 6
+	echo scan >"$kml"
+	sleep 1
+	echo scan >"$kml"
+	if grep -q unreferenced "$kml"; then
+		head -n 40 "$kml"
+		xv_fail "kmemleak reports leaks"
 	fi
+	echo "kmemleak: clean"
 }
 
 # Loads the module, starts nfsd on vsock port 2049 and creates a mount point.
