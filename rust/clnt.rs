@@ -56,12 +56,14 @@ const WAKE_DISCONNECT: usize = 4;
 const WAKE_WRITE: usize = 5;
 /// For the error worker: a socket error (`sock_err`) to deliver.
 const WAKE_ERROR: usize = 6;
-/// The last connect timed out: the next one binds another reserved port.
-/// vsock drops a REQUEST that matches a connection the server still holds
-/// (`virtio_transport_recv_connected`), and a transport reset in the guest
-/// (driver reset, suspend, migration) closes ours without telling the
-/// server; from the same port we would time out until the server ages
-/// that connection out, minutes later.
+/// The next connect binds another reserved port: the last one failed, or
+/// we closed a connection the server had not closed. vsock has no TIME_WAIT
+/// and no sequence numbers: it drops a REQUEST that matches a connection
+/// the server still holds (`virtio_transport_recv_connected`), and the
+/// server's late reset or shutdown of that connection fails the new
+/// connect from the same port. Retrying from it would back off
+/// exponentially; after a transport reset in the guest (driver reset,
+/// suspend, migration), until the server ages the connection out.
 const NEW_SRCPORT: usize = 7;
 
 fn init_reestablish_to() -> Jiffies {
@@ -350,12 +352,17 @@ impl Transport {
     /// Closes the connection; from the core's autoclose work or from
     /// destroy, both holding `XPRT_LOCKED`.
     fn close(&self, locked: &mut XprtLocked<'_>) {
+        let x = self.xprt();
+        // Still connected: the server has not closed its end and may hold it
+        // while we reconnect.
+        if x.connected() {
+            self.set_flag(NEW_SRCPORT);
+        }
         let old = self.replace_sock(locked, None);
         if let Some(sock) = old {
             sock.shutdown();
             drop(sock);
         }
-        let x = self.xprt();
         x.clear_connected();
         locked.reset_connection_flags();
         for bit in [

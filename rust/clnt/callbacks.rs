@@ -129,9 +129,7 @@ unsafe extern "C" fn xv_clnt_error_report(sk: *mut sys::sock) {
     t.sock_err.store(err, Ordering::SeqCst);
     // A refused or timed-out connect ends here, without a state change.
     if t.test_and_clear_flag(CONNECTING) {
-        if err == errno!(ETIMEDOUT).to_errno() {
-            t.set_flag(NEW_SRCPORT);
-        }
+        t.set_flag(NEW_SRCPORT);
         t.xprt().clear_connecting();
     }
     t.run_error_worker(WAKE_ERROR);
