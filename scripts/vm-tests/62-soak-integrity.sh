@@ -3,11 +3,11 @@
 # Data-integrity soak, over vsock and over TCP in the same guest, the
 # transports taking turns for XV62_ROUNDS rounds each (1 in make check).
 # A round runs at once, on its own mount:
-# * a git repository: XV62_COMMITS commits (20; the failure seen once had
-#   40) of files of random sizes, with a file of XV62_BIG_MIB MiB (16; 48
+# * a git repository: XV62_COMMITS commits (10; the failure seen once had
+#   40) of files of random sizes, with a file of XV62_BIG_MIB MiB (8; 48
 #   then) read back after dropping caches halfway, then git fsck --full
 #   --strict;
-# * two writers and two readers: XV62_FILES files each (10) of random
+# * two writers and two readers: XV62_FILES files each (6) of random
 #   sizes (up to 1 MiB) with
 #   their SHA-256 recorded by the writer and checked by a reader with
 #   O_DIRECT, from the server (dropping all caches for each file made the
@@ -24,9 +24,9 @@ for tool in git fio sha256sum; do
 	command -v "$tool" >/dev/null || xv_fail "missing: $tool"
 done
 rounds=${XV62_ROUNDS:-1}
-commits=${XV62_COMMITS:-20}
-big_mib=${XV62_BIG_MIB:-16}
-files=${XV62_FILES:-10}
+commits=${XV62_COMMITS:-10}
+big_mib=${XV62_BIG_MIB:-8}
+files=${XV62_FILES:-6}
 keep=$XV_OUT/soak
 xv_start
 echo "$xv_export 127.0.0.1(rw,no_subtree_check,no_root_squash,fsid=0)" >>/etc/exports
