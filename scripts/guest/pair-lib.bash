@@ -7,6 +7,8 @@
 # the guest writes "guest-says", the host answers in "host-says". Close-to-
 # open consistency makes each open see the other side's last write.
 
+. "$XV_ROOT/scripts/guest/kmemleak.bash"
+
 pair_ktap=$XV_OUT/pair.ktap
 pair_n=0
 pair_failed=0
@@ -83,20 +85,4 @@ pair_disk() {
 		[[ $(cat "$dev/serial" 2>/dev/null) == "$1" ]] && { echo "/dev/${dev##*/}"; return 0; }
 	done
 	return 1
-}
-
-# pair_kmemleak: fails, showing the first reports, if kmemleak finds a leak.
-pair_kmemleak() {
-	local kml=/sys/kernel/debug/kmemleak
-	[[ -w $kml ]] || { echo "pair: no $kml" >&2; return 1; }
-	# Objects freed by RCU or a deferred worker need a moment, and kmemleak
-	# reports only what two scans agree on.
-	sleep 6
-	echo scan >"$kml"
-	sleep 1
-	echo scan >"$kml"
-	if grep -q unreferenced "$kml"; then
-		head -n 40 "$kml"
-		return 1
-	fi
 }

@@ -9,6 +9,8 @@
 # exportfs, rpc.mountd, rpc.nfsd --vsock and mount -t nfs4 -o proto=vsock,
 # from the project's nfs-utils (scripts/guest/enter puts them in place).
 
+. "$XV_ROOT/scripts/guest/kmemleak.bash"
+
 xv_ko=$XV_ROOT/xprtvsock.ko
 xv_export=/tmp/xv-clnt-export
 xv_mnt=
@@ -57,20 +59,9 @@ xv_unload() {
 	xv_loaded=
 }
 
-# xv_kmemleak_clean: fails, showing the first reports, if kmemleak finds a
-# leak. Objects freed by RCU or a deferred worker need a moment, and
-# kmemleak reports only what two scans agree on.
+# xv_kmemleak_clean: fails the case if kmemleak finds a leak.
 xv_kmemleak_clean() {
-	local kml=/sys/kernel/debug/kmemleak
-	[[ -w $kml ]] || return 0
-	sleep 6
-	echo scan >"$kml"
-	sleep 1
-	echo scan >"$kml"
-	if grep -q unreferenced "$kml"; then
-		head -n 40 "$kml"
-		xv_fail "kmemleak reports leaks"
-	fi
+	kmemleak_clean || xv_fail "kmemleak reports leaks"
 	echo "kmemleak: clean"
 }
 
