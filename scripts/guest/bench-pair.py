@@ -54,7 +54,6 @@ SIZE_MIB = bench.SIZE_MIB
 ROUNDS = bench.ROUNDS
 TREE_TAR = None
 SERVER_IP = "169.254.0.2"
-EXPORT = "/srv/xv-bench"
 SINK_PORT = 5201
 SOURCE_PORT = 5202
 # The socket buffer xprtvsock sets (BUFFER_LEN in rust/vsock.rs); the raw
@@ -151,32 +150,8 @@ def listen(family, address):
 
 
 def serve():
-    run("ip", "link", "set", "lo", "up")
     net_up(2)
-    if not os.path.ismount("/proc/fs/nfsd"):
-        run("mount", "-t", "nfsd", "nfsd", "/proc/fs/nfsd")
-    for d in ("/var/lib/nfs/v4recovery", "/var/lib/nfs/rpc_pipefs", EXPORT):
-        os.makedirs(d, exist_ok=True)
-    # The guest's root is read-only and /srv an overlay on 9p, which nfsd
-    # cannot export. A tmpfs also keeps the server's data in memory, as
-    # virtiofsd's and QEMU's 9p's is on the real host (a tmpfs there too).
-    run("mount", "-t", "tmpfs", "-o", "size=1200M", "xv-bench", EXPORT)
-    opts = "rw,no_subtree_check,no_root_squash,insecure,fsid=0"
-    bench.write("/etc/exports",
-                f"{EXPORT} vsock:*({opts}) 169.254.0.0/24({opts})\n")
-    run("exportfs", "-ra")
-    mountd = subprocess.Popen(["rpc.mountd", "-F", "-N", "3"])
-    run("insmod", os.path.join(ROOT, "xprtvsock.ko"))
-    bench.write("/proc/fs/nfsd/max_block_size", "1048576\n")
-    # No client has state to reclaim: the shortest grace period.
-    bench.write("/proc/fs/nfsd/nfsv4gracetime", "10\n")
-    run("rpc.nfsd", "-N", "3", "--vsock", "2049", "8")
-    for _ in range(150):
-        fds = f"/proc/{mountd.pid}/fd"
-        if any("auth.unix.ip" in os.readlink(os.path.join(fds, fd))
-               for fd in os.listdir(fds)):
-            break
-        time.sleep(0.2)
+    mountd = bench.start_nfsd(["vsock:*", "169.254.0.0/24"], "1200M")
     for family, host in ((socket.AF_VSOCK, socket.VMADDR_CID_ANY),
                          (socket.AF_INET, SERVER_IP)):
         for port, serve_one in ((SINK_PORT, sink), (SOURCE_PORT, source)):

@@ -55,23 +55,30 @@ def write(path, text):
         f.write(text)
 
 
-def start_nfsd():
+def start_nfsd(clients, tmpfs_size):
+    """Exports a tmpfs of tmpfs_size at EXPORT to clients (their names, in
+    /etc/exports syntax), starts rpc.mountd, loads the module, starts nfsd
+    with a vsock listener and waits until mountd reads the auth.unix.ip
+    upcalls. Returns mountd's process."""
     run("ip", "link", "set", "lo", "up")
     if not os.path.ismount("/proc/fs/nfsd"):
         run("mount", "-t", "nfsd", "nfsd", "/proc/fs/nfsd")
     for d in ("/var/lib/nfs/v4recovery", "/var/lib/nfs/rpc_pipefs", EXPORT):
         os.makedirs(d, exist_ok=True)
-    for m in list(MOUNTS.values()) + list(RTT_MOUNTS.values()):
-        os.makedirs(m, exist_ok=True)
-    # The guest's /srv is an overlay on 9p, which nfsd cannot export.
-    run("mount", "-t", "tmpfs", "-o", "size=1G", "xv-bench", EXPORT)
+    # The guest's root is read-only and /srv an overlay on 9p, which nfsd
+    # cannot export. A tmpfs also keeps the server's data in memory, as
+    # virtiofsd's and QEMU's 9p's is on the real host (a tmpfs there too).
+    run("mount", "-t", "tmpfs", "-o", f"size={tmpfs_size}", "xv-bench", EXPORT)
     opts = "rw,no_subtree_check,no_root_squash,insecure,fsid=0"
-    write("/etc/exports", f"{EXPORT} vsock:1({opts}) 127.0.0.1({opts})\n")
+    write("/etc/exports",
+          EXPORT + "".join(f" {client}({opts})" for client in clients) + "\n")
     run("exportfs", "-ra")
     mountd = subprocess.Popen(["rpc.mountd", "-F", "-N", "3"])
     run("insmod", os.path.join(ROOT, "xprtvsock.ko"))
-    # nfsd sizes its largest READ/WRITE from memory; both mounts get 1 MiB.
+    # nfsd sizes its largest READ/WRITE from memory; every mount gets 1 MiB.
     write("/proc/fs/nfsd/max_block_size", "1048576\n")
+    # No client has state to reclaim: the shortest grace period.
+    write("/proc/fs/nfsd/nfsv4gracetime", "10\n")
     run("rpc.nfsd", "-N", "3", "--vsock", "2049", "8")
     # The kernel denies a client whose upcall no daemon reads yet.
     for _ in range(150):
@@ -80,6 +87,7 @@ def start_nfsd():
                for fd in os.listdir(fds)):
             break
         time.sleep(0.2)
+    return mountd
 
 
 def mount_transport(transport):
@@ -303,7 +311,9 @@ def medians(samples):
 
 
 def main():
-    start_nfsd()
+    for m in list(MOUNTS.values()) + list(RTT_MOUNTS.values()):
+        os.makedirs(m, exist_ok=True)
+    start_nfsd(["vsock:1", "127.0.0.1"], "1G")
     rounds = []
     for number in range(ROUNDS):
         # Alternate which transport goes first, so that neither always
