@@ -8,6 +8,7 @@
 //! with its figures; the exit status is 0 only if every scenario passed.
 //! Long scenarios print their progress on standard error.
 
+mod busy;
 mod conn;
 #[cfg(test)]
 mod fake;
@@ -128,6 +129,7 @@ fn scenario_result(opts: &Options, scenario: Scenario) -> Result<String, String>
     match scenario {
         Scenario::Hold { conns, secs } => hold::run(opts, conns, secs),
         Scenario::NoRead { calls, secs } => noread::run(opts, calls, secs),
+        Scenario::Busy { conns, secs } => busy::run(opts, conns, secs),
         Scenario::Fuzz {
             records,
             seed,
@@ -218,7 +220,10 @@ fn on_one_connection(opts: &Options, scenario: Scenario) -> Result<String, Strin
             }
             Ok(format!("server answered {answers:?}"))
         }
-        Scenario::Hold { .. } | Scenario::NoRead { .. } | Scenario::Fuzz { .. } => {
+        Scenario::Hold { .. }
+        | Scenario::NoRead { .. }
+        | Scenario::Busy { .. }
+        | Scenario::Fuzz { .. } => {
             unreachable!("not on one connection")
         }
         Scenario::Half { secs } => {

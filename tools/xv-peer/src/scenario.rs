@@ -54,6 +54,13 @@ pub enum Scenario {
         /// Connections between two liveness probes.
         every: usize,
     },
+    /// Many connections at once, each kept busy with NULL calls.
+    Busy {
+        /// Connections to open.
+        conns: usize,
+        /// Seconds to keep them busy, unless SIGUSR1 comes first.
+        secs: u64,
+    },
     /// A pipeline of NULL calls whose replies are never read.
     NoRead {
         /// Calls to send.
@@ -67,6 +74,11 @@ pub enum Scenario {
 pub const HOLD_CONNS: usize = 1000;
 /// Seconds of `hold` without SECS.
 pub const HOLD_SECS: u64 = 10;
+/// Connections of `busy` without a value: twice xprtvsock's default
+/// per-CID limit.
+pub const BUSY_CONNS: usize = 64;
+/// Seconds of `busy` without SECS.
+pub const BUSY_SECS: u64 = 30;
 /// Calls of `no-read` without a value.
 pub const NO_READ_CALLS: usize = 10_000;
 /// Seconds of `no-read` without SECS: longer than xprtvsock's send timeout.
@@ -96,6 +108,11 @@ Scenarios, run in turn, each on connections of its own:
                 N connections (1000), a NULL call answered on each, all held
                 idle SECS seconds (10) or until SIGUSR1, then closed: how many
                 the server kept open, and a NULL call on a fresh connection
+  busy[=N[,SECS]]
+                N connections (64) at once, each sending NULL calls 8 at a
+                time and reading every reply, for SECS seconds (30) or until
+                SIGUSR1: how many the server served, refused at once or
+                closed later, and the calls answered per second
   no-read[=N[,SECS]]
                 N NULL calls (10000) in a pipeline on a connection with a
                 1 KiB receive buffer that never reads a reply, held SECS
@@ -222,6 +239,10 @@ impl FromStr for Scenario {
                 let (conns, secs) = count_and_secs(name, value, HOLD_CONNS, HOLD_SECS)?;
                 Ok(Self::Hold { conns, secs })
             }
+            "busy" => {
+                let (conns, secs) = count_and_secs(name, value, BUSY_CONNS, BUSY_SECS)?;
+                Ok(Self::Busy { conns, secs })
+            }
             "fuzz" => fuzz(value),
             "no-read" => {
                 let (calls, secs) = count_and_secs(name, value, NO_READ_CALLS, NO_READ_SECS)?;
@@ -321,6 +342,20 @@ mod tests {
                 },
             ),
             (
+                "busy",
+                Scenario::Busy {
+                    conns: 64,
+                    secs: 30,
+                },
+            ),
+            (
+                "busy=40,120",
+                Scenario::Busy {
+                    conns: 40,
+                    secs: 120,
+                },
+            ),
+            (
                 "hold=1000,30",
                 Scenario::Hold {
                     conns: 1000,
@@ -353,6 +388,8 @@ mod tests {
             "hold=1,",
             "hold=1,2,3",
             "hold=,5",
+            "busy=0",
+            "busy=1,2,3",
             "no-read=0",
             "no-read=1,x",
             "noread",

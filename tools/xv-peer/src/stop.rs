@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Ending a hold early: SIGUSR1 tells the scenarios that hold connections
-//! open (`hold`, `no-read`) to stop holding and report.
+//! open or busy (`hold`, `no-read`, `busy`) to stop and report.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::sleep;
