@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{self, expect_success, Conn, Options};
 use crate::rpc;
+use crate::scenario;
 use crate::stop;
 
 /// Calls in flight per connection.
@@ -142,11 +143,7 @@ pub fn run(opts: &Options, conns: usize, secs: u64) -> Result<String, String> {
     if let Some(first) = failures.first() {
         figures += &format!(" (first: {first})");
     }
-    if failures.is_empty() && served > 0 {
-        Ok(figures)
-    } else {
-        Err(figures)
-    }
+    scenario::verdict(failures.is_empty() && served > 0, figures)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use crate::conn::{self, Conn, Options};
+use crate::scenario;
 use crate::stop;
 
 /// Descriptors kept free beside the held connections.
@@ -108,11 +109,7 @@ pub fn run(opts: &Options, conns: usize, secs: u64) -> Result<String, String> {
     if !first_errors.is_empty() {
         figures += &format!(" ({})", first_errors.join("; "));
     }
-    if errors == 0 && opened == conns && probe.is_ok() {
-        Ok(figures)
-    } else {
-        Err(figures)
-    }
+    scenario::verdict(errors == 0 && opened == conns && probe.is_ok(), figures)
 }
 
 #[cfg(test)]

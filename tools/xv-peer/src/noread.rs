@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{self, Conn, Options};
 use crate::rpc;
+use crate::scenario;
 use crate::stop;
 
 /// The receive buffer of the connection that never reads.
@@ -112,11 +113,10 @@ pub fn run(opts: &Options, calls: usize, secs: u64) -> Result<String, String> {
     if let Some(Err(first)) = probes.iter().find(|p| p.is_err()) {
         figures += &format!(" (first failure: {first})");
     }
-    if !probes.is_empty() && answered.len() == probes.len() {
-        Ok(figures)
-    } else {
-        Err(figures)
-    }
+    scenario::verdict(
+        !probes.is_empty() && answered.len() == probes.len(),
+        figures,
+    )
 }
 
 #[cfg(test)]

@@ -134,6 +134,15 @@ Scenarios, run in turn, each on connections of its own:
 Each prints `xv-peer: SCENARIO: ok: ...` or `xv-peer: SCENARIO: FAIL: ...`;
 the exit status is 0 only if every scenario passed.";
 
+/// A scenario's result: its figures, `Ok` if it passed.
+pub fn verdict(passed: bool, figures: String) -> Result<String, String> {
+    if passed {
+        Ok(figures)
+    } else {
+        Err(figures)
+    }
+}
+
 /// A scenario as named on the command line: the words it was given as,
 /// which the result line repeats, and what it does.
 #[derive(Clone, Debug, PartialEq, Eq)]
