@@ -4,7 +4,10 @@
 # over an NFSv4.2 vsock mount: every file fio wrote, each block carrying a
 # CRC-32C, reads back intact from the server after dropping caches. The
 # client's writes block across each restart (a hard mount) and resume; none
-# fails, no byte is corrupt.
+# fails, no byte is corrupt. Each restart waits until the client has
+# finished the file it interrupted, so that every restart cuts into a
+# different file.
+# xv-timeout: 900
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 
@@ -21,7 +24,9 @@ writer() {
 	local n=0
 	while [[ ! -e $stop ]]; do
 		n=$((n + 1))
-		echo "$n" >/tmp/xv60-started
+		# Renamed into place, so that a reader never sees it empty.
+		echo "$n" >/tmp/xv60-started.new
+		mv /tmp/xv60-started.new /tmp/xv60-started
 		fio --name="w$n" --filename="$xv_mnt/w$n" --rw=write --bs=1M --size=4M \
 			--ioengine=psync --end_fsync=1 --verify=crc32c --do_verify=0 \
 			--verify_state_save=0 --output-format=terse >/dev/null ||
@@ -31,13 +36,26 @@ writer() {
 writer &
 writer_pid=$!
 
+# wait_progress N: the writer starts a file after file N within 300 s.
+wait_progress() {
+	local end=$((SECONDS + 300))
+	while (($(cat /tmp/xv60-started) <= $1)); do
+		kill -0 "$writer_pid" 2>/dev/null || xv_fail "the writer ended after restart $i"
+		((SECONDS < end)) || xv_fail "the client did not finish file $1 within 300 s of restart $i"
+		sleep 0.5
+	done
+}
+
 start=$SECONDS
 for i in $(seq "$restarts"); do
 	sleep 2
+	cut=$(cat /tmp/xv60-started)
 	rpc.nfsd 0
 	sleep 1
 	xv_nfsd_up
-	echo "restart $i done at $((SECONDS - start)) s, the client writing file $(cat /tmp/xv60-started)"
+	restarted=$SECONDS
+	wait_progress "$cut"
+	echo "restart $i at $((restarted - start)) s cut into file $cut; the client finished it $((SECONDS - restarted)) s later"
 done
 # Let the client reclaim and write a last file after the last restart.
 sleep 5
@@ -53,7 +71,7 @@ for n in $(seq "$files"); do
 		--verify_state_save=0 --output-format=terse >/dev/null ||
 		xv_fail "w$n does not verify after the restarts"
 done
-echo "restarts: $restarts in $((SECONDS - start)) s; verified $files files, $((files * 4)) MiB, 0 corrupt"
+echo "restarts: $restarts in $((SECONDS - start)) s, each into another file; verified $files files, $((files * 4)) MiB, 0 corrupt"
 rm -f "$xv_mnt"/w*
 xv_umount
 xv_check_log
