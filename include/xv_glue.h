@@ -40,6 +40,8 @@ void xv_svc_flag_set(struct svc_xprt *xprt, int bit);
 void xv_svc_flag_clear(struct svc_xprt *xprt, int bit);
 bool xv_svc_flag_test(struct svc_xprt *xprt, int bit);
 bool xv_svc_flag_test_and_set(struct svc_xprt *xprt, int bit);
+void xv_svc_xprt_get(struct svc_xprt *xprt);
+unsigned int xv_svc_threads(struct svc_xprt *xprt);
 void xv_svc_rqst_flag_assign(struct svc_rqst *rqstp, int bit, bool value);
 int xv_svc_send_lock(struct svc_xprt *xprt);
 void xv_svc_send_unlock(struct svc_xprt *xprt);

@@ -118,8 +118,9 @@ struct SvcVsock {
 #[pin_data]
 struct Conn {
     peer: VsockAddr,
-    /// Counts the connection for its CID until it is freed.
-    _slot: limit::CidSlot,
+    /// Counts the connection for its CID until it is freed, and its calls
+    /// for the CID's share of the threads.
+    slot: limit::CidSlot,
     /// A record is being sent that the peer's credit did not cover when
     /// it started: no thread takes a call from the connection meanwhile
     /// (`xpo_has_wspace`).
@@ -244,9 +245,25 @@ extern "C" fn xv_svc_result_payload(
     0
 }
 
-/// `xpo_release_ctxt`, called after every request: receives keep no
-/// per-request context (`rq_xprt_ctxt` stays null).
-extern "C" fn xv_svc_release_ctxt(_xprt: *mut sys::svc_xprt, _ctxt: *mut c_void) {}
+/// `xpo_release_ctxt`, called once for every request a receive returned
+/// (also one that was deferred): `ctxt` is the connection's state if the
+/// call counts for its CID's share of the threads, which it then leaves.
+///
+/// # Safety
+///
+/// Only called by SUNRPC on a live transport of the class, with the
+/// request context the receive set (or null).
+unsafe extern "C" fn xv_svc_release_ctxt(xprt: *mut sys::svc_xprt, ctxt: *mut c_void) {
+    if ctxt.is_null() {
+        return;
+    }
+    // SAFETY: every transport of the class is an instance's `xprt` (type
+    // invariant), live while a request of it is released.
+    let this = unsafe { SvcVsock::from_xprt(xprt) };
+    if let Some(conn) = &this.conn {
+        limit::Call::end(&conn.slot);
+    }
+}
 
 /// `xpo_kill_temp_xprt`: SUNRPC asks for it only for connections to a
 /// removed IP address, which vsock connections never are; closing needs no

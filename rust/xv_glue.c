@@ -375,6 +375,17 @@ bool xv_svc_flag_test_and_set(struct svc_xprt *xprt, int bit)
 	return test_and_set_bit(bit, &xprt->xpt_flags);
 }
 
+void xv_svc_xprt_get(struct svc_xprt *xprt)
+{
+	svc_xprt_get(xprt);
+}
+
+/* nfsd changes its thread count while transports run. */
+unsigned int xv_svc_threads(struct svc_xprt *xprt)
+{
+	return READ_ONCE(xprt->xpt_server->sv_nrthreads);
+}
+
 void xv_svc_rqst_flag_assign(struct svc_rqst *rqstp, int bit, bool value)
 {
 	assign_bit(bit, &rqstp->rq_flags, value);

@@ -16,6 +16,12 @@
 //! room: a new CID takes a free slot, or else the line without
 //! connections that records the fewest refusals. [`CidTable::refused`]
 //! counts every refusal, also those of lines given up.
+//!
+//! The lines also share the server's threads between the CIDs: a CID may
+//! have calls in progress or queued for a thread up to its share, an even
+//! split of the threads between the CIDs that want them
+//! ([`CidTable::share`]). One CID alone may use every thread; a flood from
+//! one CID cannot keep another's calls waiting behind all of its own.
 
 use core::ops::DerefMut;
 
@@ -28,6 +34,10 @@ pub struct CidCount {
     pub live: u32,
     /// Its connections refused since the table was made.
     pub refused: u64,
+    /// Its calls that a server thread is receiving or processing.
+    pub calls: u32,
+    /// Its connections queued for a server thread.
+    pub queued: u32,
 }
 
 impl CidCount {
@@ -121,7 +131,7 @@ impl<S: DerefMut<Target = [CidCount]>> CidTable<S> {
         self.slots[at] = CidCount {
             cid,
             live: 1,
-            refused: 0,
+            ..CidCount::default()
         };
         Admission::Admitted
     }
@@ -136,6 +146,72 @@ impl<S: DerefMut<Target = [CidCount]>> CidTable<S> {
                 self.remove(i, used);
             }
         }
+    }
+
+    /// The threads, of `threads`, that `cid` may use: an even split, rounded
+    /// up, between the CIDs with calls in progress or queued, `cid` itself
+    /// counted; at least one.
+    pub fn share(&self, cid: u32, threads: u32) -> u32 {
+        let busy = |line: &&CidCount| line.calls > 0 || line.queued > 0;
+        let others = self
+            .lines()
+            .iter()
+            .filter(|line| line.cid != cid)
+            .filter(busy)
+            .count();
+        let cids = u32::try_from(others).map_or(u32::MAX, |n| n.saturating_add(1));
+        threads.div_ceil(cids).max(1)
+    }
+
+    /// Counts a connection of `cid` queued for a thread, if the CID's calls
+    /// and queued connections are below its share of `threads`; returns
+    /// whether it was counted. `cid` must have a connection.
+    pub fn queue(&mut self, cid: u32, threads: u32) -> bool {
+        let share = self.share(cid, threads);
+        self.line_mut(cid).is_some_and(|line| {
+            let taken = line.calls.saturating_add(line.queued) < share;
+            if taken {
+                line.queued += 1;
+            }
+            taken
+        })
+    }
+
+    /// Uncounts a queued connection of `cid`: a thread took it, or it closed.
+    pub fn unqueue(&mut self, cid: u32) {
+        if let Some(line) = self.line_mut(cid) {
+            line.queued = line.queued.saturating_sub(1);
+        }
+    }
+
+    /// Counts a call of `cid` that a thread starts to receive, if the CID's
+    /// calls are below its share of `threads`; returns whether it was
+    /// counted. `cid` must have a connection.
+    pub fn begin(&mut self, cid: u32, threads: u32) -> bool {
+        let share = self.share(cid, threads);
+        self.line_mut(cid).is_some_and(|line| {
+            let taken = line.calls < share;
+            if taken {
+                line.calls += 1;
+            }
+            taken
+        })
+    }
+
+    /// Uncounts a call of `cid` that [`CidTable::begin`] counted.
+    pub fn end(&mut self, cid: u32) {
+        if let Some(line) = self.line_mut(cid) {
+            line.calls = line.calls.saturating_sub(1);
+        }
+    }
+
+    /// The line of `cid`, if it has one.
+    fn line_mut(&mut self, cid: u32) -> Option<&mut CidCount> {
+        let used = self.used();
+        let i = self.slots[..used]
+            .binary_search_by_key(&cid, |line| line.cid)
+            .ok()?;
+        Some(&mut self.slots[i])
     }
 
     /// The number of lines.

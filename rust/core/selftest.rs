@@ -89,6 +89,9 @@ cases!(
     cid_refusals_outlive_connections,
     cid_table_reuses_idle_lines,
     cid_limit_lowered,
+    cid_alone_takes_every_thread,
+    cid_share_splits_threads,
+    cid_share_counts_queued,
 );
 
 fn marker_encoding() -> Outcome {
@@ -440,7 +443,13 @@ fn format_into_bounds() -> Outcome {
 
 /// A line of a [`CidTable`].
 const fn line(cid: u32, live: u32, refused: u64) -> CidCount {
-    CidCount { cid, live, refused }
+    CidCount {
+        cid,
+        live,
+        refused,
+        calls: 0,
+        queued: 0,
+    }
 }
 
 fn cid_limit_refuses_at_the_limit() -> Outcome {
@@ -567,5 +576,88 @@ fn cid_limit_lowered() -> Outcome {
     table.release(3);
     expect!(table.admit(3, 2) == Admission::Admitted);
     expect!(table.lines() == [line(3, 2, 2)]);
+    Ok(())
+}
+
+fn cid_alone_takes_every_thread() -> Outcome {
+    let mut slots = [CidCount::default(); 2];
+    let mut table = CidTable::new(&mut slots[..]);
+    expect!(table.admit(3, 0) == Admission::Admitted);
+    expect!(table.share(3, 8) == 8);
+    for _ in 0..8 {
+        expect!(table.begin(3, 8));
+    }
+    expect!(!table.begin(3, 8) && !table.queue(3, 8));
+    table.end(3);
+    // Queued connections count against the share.
+    expect!(table.queue(3, 8));
+    expect!(!table.queue(3, 8));
+    // The thread that takes the connection starts its call.
+    table.unqueue(3);
+    expect!(table.begin(3, 8));
+    // A CID without a line takes nothing.
+    expect!(!table.begin(9, 8) && !table.queue(9, 8));
+    // No thread counted, or one: still one call at a time.
+    for _ in 0..8 {
+        table.end(3);
+    }
+    expect!(table.share(3, 0) == 1 && table.begin(3, 0) && !table.begin(3, 0));
+    Ok(())
+}
+
+fn cid_share_splits_threads() -> Outcome {
+    let mut slots = [CidCount::default(); 4];
+    let mut table = CidTable::new(&mut slots[..]);
+    for cid in [1, 3, 4] {
+        expect!(table.admit(cid, 0) == Admission::Admitted);
+    }
+    for _ in 0..8 {
+        expect!(table.begin(3, 8));
+    }
+    // CID 1 asks: the threads are split in two, CID 3 has more than half.
+    expect!(table.share(1, 8) == 4 && table.share(3, 8) == 8);
+    expect!(table.begin(1, 8));
+    expect!(table.share(3, 8) == 4);
+    for _ in 0..4 {
+        table.end(3);
+    }
+    expect!(!table.begin(3, 8));
+    table.end(3);
+    expect!(table.begin(3, 8));
+    // A third CID: 8 threads in 3 shares of 3.
+    expect!(table.begin(4, 8));
+    expect!(table.share(1, 8) == 3 && table.share(3, 8) == 3);
+    expect!(table.begin(1, 8) && table.begin(1, 8) && !table.begin(1, 8));
+    // Idle lines do not count: CID 4 done, two shares of 4 again.
+    table.end(4);
+    expect!(table.share(1, 8) == 4 && table.begin(1, 8));
+    // Calls ended and released leave no count behind.
+    for _ in 0..4 {
+        table.end(1);
+    }
+    for _ in 0..4 {
+        table.end(3);
+    }
+    expect!(table.lines().iter().all(|l| l.calls == 0 && l.queued == 0));
+    Ok(())
+}
+
+fn cid_share_counts_queued() -> Outcome {
+    let mut slots = [CidCount::default(); 2];
+    let mut table = CidTable::new(&mut slots[..]);
+    for cid in [1, 3] {
+        expect!(table.admit(cid, 0) == Admission::Admitted);
+    }
+    // Queued connections count against the share, and make the CID one
+    // that wants threads.
+    expect!(table.queue(3, 4) && table.queue(3, 4));
+    expect!(table.queue(1, 4));
+    expect!(table.share(3, 4) == 2);
+    expect!(!table.queue(3, 4));
+    table.unqueue(3);
+    expect!(table.begin(3, 4));
+    expect!(!table.queue(3, 4));
+    table.unqueue(1);
+    expect!(table.share(3, 4) == 4 && table.queue(3, 4));
     Ok(())
 }

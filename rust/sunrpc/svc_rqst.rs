@@ -189,6 +189,13 @@ impl SvcRqst {
         }
     }
 
+    /// Sets the request's transport context (`rq_xprt_ctxt`), which SUNRPC
+    /// hands to `xpo_release_ctxt` when it releases the request.
+    pub(crate) fn set_xprt_ctxt(&self, ctxt: *mut c_void) {
+        // SAFETY: the request is live and ours.
+        unsafe { (*self.raw()).rq_xprt_ctxt = ctxt };
+    }
+
     /// The first bytes of the received record, `rq_arg`'s head.
     pub(crate) fn arg_head(&self) -> &[u8] {
         // SAFETY: the request is live and ours; `set_call` pointed the head

@@ -35,6 +35,8 @@ impl Flag {
     pub(crate) const LOCAL: Self = Self(sys::XPT_LOCAL);
     /// The transport is reliable: NFSv4 refuses transports without it.
     pub(crate) const CONG_CTRL: Self = Self(sys::XPT_CONG_CTRL);
+    /// A deferred request is ready to be processed again.
+    pub(crate) const DEFERRED: Self = Self(sys::XPT_DEFERRED);
 }
 
 /// Where a new transport instance belongs: its service and namespace.
@@ -167,6 +169,19 @@ impl SvcXprt {
         unsafe { &*ptr::from_ref(xprt).cast::<Self>() }
     }
 
+    /// The transport `xprt`.
+    ///
+    /// # Safety
+    ///
+    /// `xprt` must be a transport initialised by `svc_xprt_init()`, live for
+    /// `'a`.
+    pub(crate) unsafe fn from_raw<'a>(xprt: *mut sys::svc_xprt) -> &'a Self {
+        // INVARIANT: the caller's guarantee.
+        // CAST: `Self` is a transparent wrapper of `Opaque<svc_xprt>`.
+        // SAFETY: `xprt` is live for `'a` (the caller's guarantee).
+        unsafe { &*xprt.cast::<Self>() }
+    }
+
     /// The raw transport, for SUNRPC.
     pub(crate) fn as_raw(&self) -> *mut sys::svc_xprt {
         self.0.get()
@@ -239,6 +254,32 @@ impl SvcXprt {
         // SAFETY: the caller passes a live transport; the class is set once
         // by `svc_xprt_init()`.
         !xprt.is_null() && unsafe { ptr::eq((*xprt).xpt_class, ptr::addr_of!(sys::xv_svc_class)) }
+    }
+
+    /// The threads of the transport's service now.
+    pub(crate) fn threads(&self) -> u32 {
+        // SAFETY: the transport is live, and so is its service, whose
+        // thread count is read once.
+        unsafe { sys::xv_svc_threads(self.as_raw()) }
+    }
+
+    /// Takes a reference on the transport, which keeps it from being freed
+    /// until [`SvcXprt::put`] drops it.
+    pub(crate) fn get(&self) -> *mut sys::svc_xprt {
+        // SAFETY: the transport is live, so its count is not zero.
+        unsafe { sys::xv_svc_xprt_get(self.as_raw()) };
+        self.as_raw()
+    }
+
+    /// Drops a reference that [`SvcXprt::get`] took, which may free the
+    /// transport.
+    ///
+    /// # Safety
+    ///
+    /// `xprt` must come from `get`, whose reference the caller gives up.
+    pub(crate) unsafe fn put(xprt: *mut sys::svc_xprt) {
+        // SAFETY: the caller gives up a reference it owns.
+        unsafe { sys::svc_xprt_put(xprt) };
     }
 
     /// Has an idle server thread look at the transport, if it is ready.

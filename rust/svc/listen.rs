@@ -73,7 +73,7 @@ impl SvcVsock {
         let conn = KBox::pin_init(
             pin_init!(Conn {
                 peer,
-                _slot: slot,
+                slot,
                 stalled: AtomicBool::new(false),
                 recv <- new_mutex!(RecvState {
                     decoder: RecordDecoder::new(limits),

@@ -3,8 +3,9 @@
 //! Receiving: `xpo_recvfrom` reads a connection's records into the server
 //! thread's pages and hands calls to nfsd, replies to the backchannel.
 
-use core::ffi::c_int;
+use core::ffi::{c_int, c_void};
 use core::fmt;
+use core::ptr;
 
 use kernel::prelude::*;
 
@@ -39,17 +40,34 @@ impl fmt::Display for CloseReason {
 
 impl SvcVsock {
     /// `xpo_recvfrom`: receives what has arrived of the next record and
-    /// returns its length once it is complete, 0 until then.
+    /// returns its length once it is complete, 0 until then, or while the
+    /// peer's CID has its share of the threads.
     fn recvfrom(&self, rqstp: &SvcRqst) -> c_int {
         let xprt = self.xprt();
         let ret = match &self.conn {
-            Some(conn) => self.recv_record(conn, rqstp),
+            Some(conn) => self.recv_call(conn, rqstp),
             None => 0,
         };
         // Lets another thread take the transport; not touched after this.
         // SAFETY: this thread holds XPT_BUSY on the live transport.
         unsafe { sys::svc_xprt_received(xprt.as_raw()) };
         ret
+    }
+
+    /// Receives a call that counts for the CID's share of the threads until
+    /// the request is released; leaves the data queued (`XPT_DATA` set, the
+    /// connection held back) while the CID has its share.
+    fn recv_call(&self, conn: &Conn, rqstp: &SvcRqst) -> c_int {
+        let Some(call) = conn.slot.begin_call(self.xprt()) else {
+            rqstp.set_reply_pages(0);
+            return 0;
+        };
+        let len = self.recv_record(conn, rqstp);
+        if len > 0 {
+            rqstp.set_xprt_ctxt(ptr::from_ref(conn).cast_mut().cast::<c_void>());
+            call.keep();
+        }
+        len
     }
 
     fn recv_record(&self, conn: &Conn, rqstp: &SvcRqst) -> c_int {

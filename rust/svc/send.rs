@@ -17,6 +17,7 @@ use kernel::error::code::{EAGAIN, EINTR, EINVAL};
 use super::{Conn, SvcVsock};
 use crate::record;
 use crate::sunrpc::svc_rqst::SvcRqst;
+use crate::sunrpc::svc_xprt::Flag;
 use crate::sys;
 use crate::vsock::Deadline;
 
@@ -29,10 +30,15 @@ const SEND_TIMEOUT_MS: u32 = 30_000;
 impl SvcVsock {
     /// `xpo_has_wspace`: whether a thread may take a call from the
     /// transport: from a connection only while no record waits for the
-    /// peer's credit and the peer has granted some.
+    /// peer's credit, the peer has granted some, and the peer's CID is
+    /// within its share of the threads. A deferred request counts already.
     fn has_wspace(&self) -> bool {
         match &self.conn {
-            Some(conn) => !conn.stalled.load(Ordering::SeqCst) && self.sock.peer_credit() > 0,
+            Some(conn) => {
+                !conn.stalled.load(Ordering::SeqCst)
+                    && self.sock.peer_credit() > 0
+                    && (self.xprt().test(Flag::DEFERRED) || conn.slot.may_queue(self.xprt()))
+            }
             None => true,
         }
     }

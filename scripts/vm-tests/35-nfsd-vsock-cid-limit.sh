@@ -70,7 +70,7 @@ check_mount() {
 
 echo "--- accounting before the mount"
 cat "$conns"
-[[ $(head -n 1 "$conns") == "cid live refused" ]] || xv_fail "unexpected header in $conns"
+[[ $(head -n 1 "$conns") == "cid live refused calls" ]] || xv_fail "unexpected header in $conns"
 [[ $(live 1) == 0 ]] || xv_fail "CID 1 has connections before the mount"
 refused0=$(refused 1)
 

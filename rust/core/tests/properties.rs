@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Property tests: the bounded fuzzing of the record decoder, the address
-//! parsers and the per-CID connection table that `make check` runs. The number of cases is fixed (override with
+//! parsers, the per-CID connection table and its share of the threads that
+//! `make check` runs. The number of cases is fixed (override with
 //! PROPTEST_CASES), so the run time is bounded.
 
 use proptest::prelude::*;
@@ -258,6 +259,90 @@ fn run_cid_table(steps: &[Step], fixed: Option<u32>) -> Result<(), TestCaseError
     Ok(())
 }
 
+/// One step of the threads' share, by a connection of CID `cid % 4 + 1`.
+#[derive(Clone, Debug)]
+enum ShareStep {
+    /// SUNRPC asks whether the connection may queue for a thread.
+    Queue(u32),
+    /// A thread takes a queued connection and starts a call.
+    Take(usize),
+    /// A call in progress ends (an index, modulo their number).
+    End(usize),
+}
+
+fn share_steps_strategy() -> impl Strategy<Value = Vec<ShareStep>> {
+    let step = prop_oneof![
+        4 => any::<u32>().prop_map(ShareStep::Queue),
+        3 => any::<usize>().prop_map(ShareStep::Take),
+        3 => any::<usize>().prop_map(ShareStep::End),
+    ];
+    prop::collection::vec(step, 0..200)
+}
+
+/// Runs `steps` against a table of four CIDs sharing `threads`, and checks
+/// the counts against a model: a CID is held back only while it has a call
+/// that will end, and never gets past the share it had when it asked.
+fn run_share(steps: &[ShareStep], threads: u32) -> Result<(), TestCaseError> {
+    let mut table = CidTable::new(vec![CidCount::default(); 4]);
+    for cid in 1..=4 {
+        prop_assert_eq!(table.admit(cid, 0), Admission::Admitted);
+    }
+    let mut queued: Vec<u32> = Vec::new();
+    let mut calls: Vec<u32> = Vec::new();
+    let count = |v: &Vec<u32>, cid| v.iter().filter(|&&c| c == cid).count() as u32;
+    // The even split between `cid` and the other CIDs with calls or queued
+    // connections, rounded up, at least one.
+    let model_share = |calls: &Vec<u32>, queued: &Vec<u32>, cid: u32| {
+        let others = (1..=4)
+            .filter(|&c| c != cid && count(calls, c) + count(queued, c) > 0)
+            .count() as u32;
+        threads.div_ceil(others + 1).max(1)
+    };
+    for step in steps {
+        match *step {
+            ShareStep::Queue(n) => {
+                let cid = n % 4 + 1;
+                let share = model_share(&calls, &queued, cid);
+                prop_assert_eq!(table.share(cid, threads), share);
+                let used = count(&calls, cid) + count(&queued, cid);
+                let taken = table.queue(cid, threads);
+                prop_assert_eq!(taken, used < share);
+                prop_assert!(taken || used >= 1, "held back with nothing to wait for");
+                if taken {
+                    queued.push(cid);
+                }
+            }
+            ShareStep::Take(i) => {
+                if queued.is_empty() {
+                    continue;
+                }
+                let cid = queued.remove(i % queued.len());
+                table.unqueue(cid);
+                let share = model_share(&calls, &queued, cid);
+                let before = count(&calls, cid);
+                let begun = table.begin(cid, threads);
+                prop_assert_eq!(begun, before < share);
+                prop_assert!(begun || before >= 1, "held back with no call to end");
+                if begun {
+                    calls.push(cid);
+                }
+            }
+            ShareStep::End(i) => {
+                if calls.is_empty() {
+                    continue;
+                }
+                let cid = calls.swap_remove(i % calls.len());
+                table.end(cid);
+            }
+        }
+        for line in table.lines() {
+            prop_assert_eq!(line.calls, count(&calls, line.cid));
+            prop_assert_eq!(line.queued, count(&queued, line.cid));
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000),
@@ -344,5 +429,10 @@ proptest! {
     #[test]
     fn cid_table_counts_with_a_changing_limit(steps in steps_strategy()) {
         run_cid_table(&steps, None)?;
+    }
+
+    #[test]
+    fn threads_are_shared_between_cids(steps in share_steps_strategy(), threads in 0u32..10) {
+        run_share(&steps, threads)?;
     }
 }
