@@ -51,8 +51,8 @@ struct Peers {
 
 struct PeersState {
     table: CidTable<KVec<CidCount>>,
-    /// The connections held back, in the order they were; each entry holds
-    /// a reference on its transport.
+    /// The connections held back, in the order they were held back; each
+    /// entry holds a reference on its transport.
     held: List<Waiter>,
 }
 
