@@ -45,6 +45,11 @@ impl CidCount {
     fn is_free(&self) -> bool {
         self.live == 0 && self.refused == 0
     }
+
+    /// Whether the CID wants threads: it has calls in progress or queued.
+    fn is_busy(&self) -> bool {
+        self.calls > 0 || self.queued > 0
+    }
 }
 
 /// What [`CidTable::admit`] decided.
@@ -65,17 +70,23 @@ pub enum Admission {
 /// # Invariants
 ///
 /// The slots hold the lines first, sorted by CID without duplicates, each
-/// with connections or refusals, then only free slots.
+/// with connections or refusals, then only free slots. `busy` is the
+/// number of lines with calls in progress or queued.
 pub struct CidTable<S> {
     slots: S,
     refused: u64,
+    busy: u32,
 }
 
 impl<S: DerefMut<Target = [CidCount]>> CidTable<S> {
     /// A table over `slots`, which must all be free
     /// ([`CidCount::default()`]), as must those added later.
     pub fn new(slots: S) -> Self {
-        Self { slots, refused: 0 }
+        Self {
+            slots,
+            refused: 0,
+            busy: 0,
+        }
     }
 
     /// The lines, sorted by CID.
@@ -152,66 +163,81 @@ impl<S: DerefMut<Target = [CidCount]>> CidTable<S> {
     /// up, between the CIDs with calls in progress or queued, `cid` itself
     /// counted; at least one.
     pub fn share(&self, cid: u32, threads: u32) -> u32 {
-        let busy = |line: &&CidCount| line.calls > 0 || line.queued > 0;
-        let others = self
-            .lines()
-            .iter()
-            .filter(|line| line.cid != cid)
-            .filter(busy)
-            .count();
-        let cids = u32::try_from(others).map_or(u32::MAX, |n| n.saturating_add(1));
-        threads.div_ceil(cids).max(1)
+        let own = self.index(cid).is_some_and(|i| self.slots[i].is_busy());
+        let others = self.busy - u32::from(own);
+        threads.div_ceil(others.saturating_add(1)).max(1)
     }
 
     /// Counts a connection of `cid` queued for a thread, if the CID's calls
     /// and queued connections are below its share of `threads`; returns
     /// whether it was counted. `cid` must have a connection.
     pub fn queue(&mut self, cid: u32, threads: u32) -> bool {
-        let share = self.share(cid, threads);
-        self.line_mut(cid).is_some_and(|line| {
-            let taken = line.calls.saturating_add(line.queued) < share;
-            if taken {
-                line.queued += 1;
-            }
-            taken
-        })
+        self.take(
+            cid,
+            threads,
+            |line| line.calls.saturating_add(line.queued),
+            |line| &mut line.queued,
+        )
     }
 
     /// Uncounts a queued connection of `cid`: a thread took it, or it closed.
     pub fn unqueue(&mut self, cid: u32) {
-        if let Some(line) = self.line_mut(cid) {
-            line.queued = line.queued.saturating_sub(1);
-        }
+        self.give_back(cid, |line| &mut line.queued);
     }
 
     /// Counts a call of `cid` that a thread starts to receive, if the CID's
     /// calls are below its share of `threads`; returns whether it was
     /// counted. `cid` must have a connection.
     pub fn begin(&mut self, cid: u32, threads: u32) -> bool {
-        let share = self.share(cid, threads);
-        self.line_mut(cid).is_some_and(|line| {
-            let taken = line.calls < share;
-            if taken {
-                line.calls += 1;
-            }
-            taken
-        })
+        self.take(cid, threads, |line| line.calls, |line| &mut line.calls)
     }
 
     /// Uncounts a call of `cid` that [`CidTable::begin`] counted.
     pub fn end(&mut self, cid: u32) {
-        if let Some(line) = self.line_mut(cid) {
-            line.calls = line.calls.saturating_sub(1);
+        self.give_back(cid, |line| &mut line.calls);
+    }
+
+    /// Adds one to the `counter` of `cid`'s line if what the line `uses`
+    /// is below the CID's share of `threads`; returns whether it did.
+    fn take(
+        &mut self,
+        cid: u32,
+        threads: u32,
+        uses: fn(&CidCount) -> u32,
+        counter: fn(&mut CidCount) -> &mut u32,
+    ) -> bool {
+        let share = self.share(cid, threads);
+        let Some(i) = self.index(cid) else {
+            return false;
+        };
+        let line = &mut self.slots[i];
+        if uses(line) >= share {
+            return false;
+        }
+        let was_busy = line.is_busy();
+        *counter(line) += 1;
+        // INVARIANT: the line is busy now.
+        self.busy += u32::from(!was_busy);
+        true
+    }
+
+    /// Takes one from the `counter` of `cid`'s line.
+    fn give_back(&mut self, cid: u32, counter: fn(&mut CidCount) -> &mut u32) {
+        if let Some(i) = self.index(cid) {
+            let line = &mut self.slots[i];
+            let was_busy = line.is_busy();
+            let count = counter(line);
+            *count = count.saturating_sub(1);
+            // INVARIANT: one fewer busy line if this one no longer is.
+            self.busy -= u32::from(was_busy && !line.is_busy());
         }
     }
 
-    /// The line of `cid`, if it has one.
-    fn line_mut(&mut self, cid: u32) -> Option<&mut CidCount> {
-        let used = self.used();
-        let i = self.slots[..used]
+    /// The index of `cid`'s line, if it has one.
+    fn index(&self, cid: u32) -> Option<usize> {
+        self.slots[..self.used()]
             .binary_search_by_key(&cid, |line| line.cid)
-            .ok()?;
-        Some(&mut self.slots[i])
+            .ok()
     }
 
     /// The number of lines.
@@ -221,6 +247,7 @@ impl<S: DerefMut<Target = [CidCount]>> CidTable<S> {
 
     /// Removes line `i` of `used`, keeping the others in order.
     fn remove(&mut self, i: usize, used: usize) {
+        self.busy -= u32::from(self.slots[i].is_busy());
         // INVARIANT: the lines after `i` move up, a free slot after them.
         self.slots[i..used].rotate_left(1);
         self.slots[used - 1] = CidCount::default();
