@@ -363,8 +363,11 @@ def measure_fs(name, number):
         elif TRANSPORTS[name][3]:
             rtt_dir = work
         figures["rpc round trip"] = (
-            guarded(f"{name}: round trip", bench.round_trip, rtt_dir)
+            guarded(f"{name}: round trip", bench.round_trip, rtt_dir,
+                    rtt_mount if nfs else None)
             if rtt_dir else None)
+        if nfs and figures["rpc round trip"]:
+            figures["getattr call"] = figures["rpc round trip"].pop("getattr")
         if nfs and os.path.ismount(rtt_mount):
             with open("/proc/self/mountstats") as stats:
                 bench.write(os.path.join(

@@ -108,16 +108,32 @@ def mount_transport(transport):
                      f"client uses {used}")
 
 
-def mount_transport_name(mountpoint):
-    """The transport named by a mount's "xprt:" line in mountstats."""
+def mountstats(mountpoint):
+    """The fields of each line of one mount's section of mountstats."""
     with open("/proc/self/mountstats") as stats:
         current = None
         for line in stats:
             if line.startswith("device "):
                 current = line.split()[4]
-            elif current == mountpoint and line.strip().startswith("xprt:"):
-                return line.split()[1]
+            elif current == mountpoint:
+                yield line.split()
+
+
+def mount_transport_name(mountpoint):
+    """The transport named by a mount's "xprt:" line in mountstats."""
+    for fields in mountstats(mountpoint):
+        if fields[:1] == ["xprt:"]:
+            return fields[1]
     sys.exit(f"{mountpoint}: no transport in /proc/self/mountstats")
+
+
+def getattr_count(mountpoint):
+    """(GETATTR calls, their total execute ms) of one NFS mount."""
+    for fields in mountstats(mountpoint):
+        if fields[:1] == ["GETATTR:"]:
+            # ops trans timeouts bytes_sent bytes_recv queue rtt execute
+            return int(fields[1]), int(fields[8])
+    raise RuntimeError(f"{mountpoint}: no GETATTR line in mountstats")
 
 
 def unmount_transport(transport):
@@ -182,17 +198,30 @@ def metadata(directory):
     return rates
 
 
-def round_trip(directory):
-    """Mean time of a GETATTR: stat(2) on a noac mount goes to the server."""
+def round_trip(directory, nfs_mount=None):
+    """Mean time of a stat(2) that reaches the server: on a noac mount it
+    costs a GETATTR for the file and one for each directory of its path
+    below the export. With nfs_mount, that mount's GETATTRs during the
+    loop are counted too: the mean execute time of one (SUNRPC's, queueing
+    included) and their number per stat(2)."""
     path = os.path.join(directory, "rtt")
     write(path, "")
     os.stat(path)
+    before = getattr_count(nfs_mount) if nfs_mount else None
     start = time.monotonic()
     for _ in range(RTT_CALLS):
         os.stat(path)
     elapsed = time.monotonic() - start
+    after = getattr_count(nfs_mount) if nfs_mount else None
     os.unlink(path)
-    return {"us": elapsed / RTT_CALLS * 1e6}
+    result = {"us": elapsed / RTT_CALLS * 1e6}
+    if nfs_mount:
+        calls = after[0] - before[0]
+        if calls == 0:
+            raise RuntimeError(f"{nfs_mount}: stat(2) sent no GETATTR")
+        result["getattr"] = {"us": (after[1] - before[1]) * 1000 / calls,
+                             "per stat": calls / RTT_CALLS}
+    return result
 
 
 def set_buffer(sock, size):
