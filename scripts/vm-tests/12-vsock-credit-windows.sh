@@ -72,13 +72,17 @@ def stream(send_buffer, recv_buffer, read_size):
 
 
 def exact(sock, n):
-    data = b""
-    while len(data) < n:
-        part = sock.recv(n - len(data))
-        if not part:
-            raise RuntimeError("closed early")
-        data += part
-    return data
+    """n bytes from sock. Not MSG_WAITALL: a socket with a timeout is
+    non-blocking underneath, and a non-blocking read returns what is there."""
+    data = bytearray(n)
+    view = memoryview(data)
+    got = 0
+    while got < n:
+        count = sock.recv_into(view[got:])
+        if count == 0:
+            raise RuntimeError(f"closed after {got} of {n} bytes")
+        got += count
+    return bytes(data)
 
 
 def ping_pong(send_buffer, recv_buffer, size, count):
