@@ -17,7 +17,7 @@ import threading
 
 PORT = 5012
 STALL = 60
-STREAM = 8 << 20
+STREAM = 4 << 20
 
 
 def set_buffer(sock, size):
@@ -121,10 +121,10 @@ for send_buffer, recv_buffer in ((256 * K, 256 * K), (256 * K, 2 * M),
                   lambda s=send_buffer, r=recv_buffer: stream(s, r, M)))
     cases.append((f"ping-pong {name}, 200 bytes",
                   lambda s=send_buffer, r=recv_buffer:
-                  ping_pong(s, r, 200, 2000)))
+                  ping_pong(s, r, 200, 1000)))
     cases.append((f"ping-pong {name}, 96 KiB",
                   lambda s=send_buffer, r=recv_buffer:
-                  ping_pong(s, r, 96 * K, 100)))
+                  ping_pong(s, r, 96 * K, 50)))
 failed = 0
 for name, run in cases:
     try:
