@@ -6,7 +6,7 @@
 # runs, one after the other, hold=1000 (a thousand connections, a NULL
 # call answered on each, held idle, with the per-CID limit lifted), no-read (a pipeline of calls whose
 # replies are never read, so that the peer's vsock credit runs out) and
-# fuzz=100000 (generated hostile streams over a few thousand connections,
+# fuzz=50000 (generated hostile streams over a few thousand connections,
 # with liveness probes). Then: every fio run passed, a NULL call is
 # answered, nfsd has the threads it had, no nfsd thread stayed in D state
 # longer than XV34_D_SECS (40: a reply may wait 30 s in all for a peer's
@@ -33,7 +33,7 @@ hold_conns=${XV34_HOLD:-1000}
 hold_secs=${XV34_HOLD_SECS:-15}
 noread_calls=${XV34_NOREAD:-10000}
 noread_secs=${XV34_NOREAD_SECS:-40}
-fuzz_records=${XV34_FUZZ:-100000}
+fuzz_records=${XV34_FUZZ:-50000}
 d_limit=${XV34_D_SECS:-40}
 slab_tolerance=${XV34_SLAB_KB:-4096}
 budget=${XV34_BUDGET:-550}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# nfsd stopped and started 10 times (XV60_RESTARTS) while a client writes
+# nfsd stopped and started 6 times (XV60_RESTARTS) while a client writes
 # over an NFSv4.2 vsock mount: every file fio wrote, each block carrying a
 # CRC-32C, reads back intact from the server after dropping caches. The
 # client's writes block across each restart (a hard mount) and resume; none
@@ -12,7 +12,7 @@ set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 
 command -v fio >/dev/null || xv_fail "missing: fio"
-restarts=${XV60_RESTARTS:-10}
+restarts=${XV60_RESTARTS:-6}
 xv_start
 xv_mount 4.2 rsize=1048576,wsize=1048576
 
