@@ -330,7 +330,12 @@ pub(super) unsafe fn admit(cid: u32) -> Option<CidSlot> {
         let mut state = peers.state.lock();
         let current = state.table.slots_mut();
         if current.len() < slots {
-            grown[..current.len()].copy_from_slice(current);
+            // Element by element: `copy_from_slice()` would bring in a
+            // length-mismatch panic that 6.12's objtool does not know as
+            // noreturn under this compiler, and `grown` is the longer.
+            for (slot, line) in grown.iter_mut().zip(current.iter()) {
+                *slot = *line;
+            }
             core::mem::swap(current, &mut grown);
         }
         drop(state);
