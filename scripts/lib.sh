@@ -80,3 +80,20 @@ xv_kbuild_dir() { echo "$XV_CACHE/kernel/$(xv_kernel_version)/build-$1"; }
 xv_checkpatch_series() {
 	"$1" --strict --quiet --ignore FILE_PATH_CHANGES,CAMELCASE "$2"
 }
+
+# virtme-ng's init mounts an empty tmpfs over these directories of the
+# guest's root, so whatever a guest must read from this machine (the tree,
+# the build directory, the cache) cannot live under them: a cache in
+# /var/tmp would boot and then fail case by case.
+xv_check_guest_paths() {
+	local hidden var path
+	local guest_hidden=(/dev/shm /run /var/cache /var/lib/apt /var/lib/machines /var/lib/portables
+		/var/lib/private /var/lib/snapd/cookie /var/lib/sudo /var/log /var/spool/rsyslog /var/tmp)
+	for var in XV_ROOT XV_BUILD XV_CACHE; do
+		path=$(readlink -m "${!var}")
+		for hidden in "${guest_hidden[@]}"; do
+			[[ $path != "$hidden" && $path != "$hidden"/* ]] ||
+				xv_die "$var=${!var}: the guest's init mounts a tmpfs over $hidden, so a guest cannot see it; pick a directory elsewhere"
+		done
+	done
+}
