@@ -6,7 +6,7 @@
 FLAVOUR ?= debug
 RUST_SOURCES = $(wildcard rust/*.rs rust/core/*.rs rust/core/tests/*.rs)
 
-.PHONY: all module kernel nfs-utils setup check demo demo-loopback bench bench-loopback bench-pair series-check host-test clippy rustfmt docs clean
+.PHONY: all module kernel nfs-utils setup check stress demo demo-loopback bench bench-loopback bench-pair series-check host-test clippy rustfmt docs clean
 
 all: module
 
@@ -34,6 +34,11 @@ host-test:
 
 check:
 	@scripts/check
+
+# make check's guest and two-kernel cases at full size; figures in
+# build/stress/results.json.
+stress:
+	@scripts/stress
 
 demo:
 	@scripts/demo

@@ -2,75 +2,23 @@
 # shellcheck shell=bash
 #
 # Sourced by both halves of the two-kernel cases (scripts/vm-pair): KTAP
-# results in $XV_OUT/pair.ktap, and the two halves' conversation. They talk
-# through two small files in the export, over the NFS mount under test:
-# the guest writes "guest-says", the host answers in "host-says". Close-to-
-# open consistency makes each open see the other side's last write.
+# results in $XV_OUT/pair.ktap (scripts/guest/xv-lib.bash), and the halves'
+# conversation. The client asks, the server answers, one line each way over
+# a TCP connection of its own on vm-pair's virtio-net link (port 7001 of
+# 169.254.0.2): neither the NFS mount nor the vsock transport under test
+# carries the harness, so a fault in them cannot silence it.
 
-. "$XV_ROOT/scripts/guest/kmemleak.bash"
+. "$XV_ROOT/scripts/guest/xv-lib.bash"
 
-pair_ktap=$XV_OUT/pair.ktap
-pair_n=0
-pair_failed=0
+pair_server=169.254.0.2
+pair_port=7001
 
-pair_begin() { # SUITE-NAME
-	pair_suite=$1
-	: >"$pair_ktap.body"
-	rm -f "$pair_ktap"
-}
-
-# pair_result STATUS NAME [DIAGNOSTIC]: one KTAP line; STATUS 0 is ok.
-pair_result() {
-	pair_n=$((pair_n + 1))
-	if [[ $1 == 0 ]]; then
-		echo "    ok $pair_n $2" >>"$pair_ktap.body"
-		echo "pair: ok $pair_n $2"
-	else
-		echo "    # $2: ${3:-failed}" >>"$pair_ktap.body"
-		echo "    not ok $pair_n $2" >>"$pair_ktap.body"
-		echo "pair: not ok $pair_n $2: ${3:-failed}"
-		pair_failed=1
-	fi
-}
-
-# Writes the KTAP file, its plan first; fails if any result did.
-pair_end() {
-	{
-		echo "KTAP version 1"
-		echo "1..1"
-		echo "    KTAP version 1"
-		echo "    # Subtest: $pair_suite"
-		echo "    1..$pair_n"
-		cat "$pair_ktap.body"
-		if [[ $pair_failed == 0 ]]; then
-			echo "ok 1 $pair_suite"
-		else
-			echo "not ok 1 $pair_suite"
-		fi
-	} >"$pair_ktap"
-	rm -f "$pair_ktap.body"
-	return "$pair_failed"
-}
-
-# pair_wait_line FILE PREFIX SECONDS: prints the first line of FILE once it
-# starts with PREFIX; fails after SECONDS.
-pair_wait_line() {
-	local line end=$((SECONDS + $3))
-	while ((SECONDS < end)); do
-		line=$(head -n 1 "$1" 2>/dev/null || true)
-		if [[ $line == "$2"* ]]; then
-			echo "$line"
-			return 0
-		fi
-		sleep 0.5
-	done
-	return 1
-}
-
-pair_splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|blocked for more than|UBSAN:)'
+pair_begin() { ktap_begin "$XV_OUT/pair.ktap" "$@"; } # SUITE KEY...
+pair_result() { ktap_result "$@"; }                  # STATUS KEY DESCRIPTION [DIAGNOSTIC]
+pair_end() { ktap_end; }
 
 # pair_net_up N: this kernel's end of vm-pair's virtio-net link (the NIC
-# whose MAC is 52:54:00:78:76:*) gets 169.254.0.N/24, for TCP controls.
+# whose MAC is 52:54:00:78:76:*) gets 169.254.0.N/24.
 pair_net_up() {
 	local dev
 	dev=$(ip -o link | awk -F': ' '/52:54:00:78:76:/ { print $2; exit }')
@@ -85,4 +33,36 @@ pair_disk() {
 		[[ $(cat "$dev/serial" 2>/dev/null) == "$1" ]] && { echo "/dev/${dev##*/}"; return 0; }
 	done
 	return 1
+}
+
+# Client side. pair_ask QUESTION [SECONDS]: the server's answer line; keeps
+# trying to connect for up to SECONDS (120), so a server that is rebooting
+# answers once it is back.
+pair_ask() {
+	local seconds=${2:-120}
+	echo "$1" | timeout "$seconds" socat -t "$seconds" - \
+		"TCP:$pair_server:$pair_port,connect-timeout=5,retry=$seconds,interval=1" 2>/dev/null |
+		head -n 1
+}
+
+# Server side. pair_question SECONDS: waits up to SECONDS for a question and
+# sets pair_line (empty if none came); the connection stays open for
+# pair_answer LINE, which closes it.
+pair_question() {
+	pair_line=
+	if [[ -z ${pair_conn_pid:-} ]]; then
+		# The question ends the client's half of the connection; -t keeps ours
+		# open until the answer is written.
+		coproc PAIR_CONN { exec socat -t 3600 TCP-LISTEN:$pair_port,reuseaddr STDIO 2>/dev/null; }
+		pair_conn_in=${PAIR_CONN[0]}
+		pair_conn_out=${PAIR_CONN[1]}
+		pair_conn_pid=$PAIR_CONN_PID
+	fi
+	IFS= read -r -t "$1" pair_line <&"$pair_conn_in" || pair_line=
+}
+pair_answer() {
+	echo "$1" >&"$pair_conn_out"
+	exec {pair_conn_out}>&- {pair_conn_in}<&-
+	wait "$pair_conn_pid" 2>/dev/null
+	pair_conn_pid=
 }

@@ -3,6 +3,7 @@
 # xprtvsock.ko carries its license and aliases, loads and registers the
 # client transport "vsock" (SUNRPC logs that), unloads and unregisters it,
 # cleanly again and again.
+# xv-cost: 21
 set -euxo pipefail
 ko=$XV_ROOT/xprtvsock.ko
 

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # vsock loopback (CID 1), which every single-kernel transport test relies on,
 # carries a stream intact inside the guest.
+# xv-cost: 4
 set -euxo pipefail
 work=$(mktemp -d)
 head -c 4M /dev/urandom >"$work/sent"

@@ -6,6 +6,7 @@
 # messages (RPC's pattern, whose replies carry the credit) cross vsock
 # loopback between sockets of unequal buffers, each way; a sender that
 # waits for an update that never comes fails the case after 60 s.
+# xv-cost: 39
 set -euo pipefail
 command -v python3 >/dev/null || { echo "missing: python3" >&2; exit 1; }
 python3 - <<'EOF'

@@ -5,6 +5,7 @@
 # "vsock:CID", malformed vsock addresses are refused, and IPv4 entries work
 # as before. Needs the in-tree series (patches "AF_VSOCK presentation" and
 # "auth.unix.ip"), not the transport module.
+# xv-cost: 2
 set -euo pipefail
 
 cache=/proc/net/rpc/auth.unix.ip

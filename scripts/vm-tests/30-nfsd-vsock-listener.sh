@@ -12,12 +12,9 @@
 # modprobe with -d on that tree: the alias is resolved by modprobe from
 # the module's own modinfo, as on an installed system. Needs the in-tree
 # series and tools/xv-peer built (cargo build --release -p xv-peer).
+# xv-cost: 14
 set -euo pipefail
 
-if [[ -e /sys/module/xprtvsock ]]; then
-	echo "skip: xprtvsock is loaded already" >&2
-	exit 77
-fi
 for tool in rpc.nfsd depmod modprobe; do
 	command -v "$tool" >/dev/null || { echo "FAIL: missing tool: $tool" >&2; exit 1; }
 done
@@ -33,8 +30,10 @@ cleanup() {
 	[[ -e /proc/fs/nfsd/threads ]] && rpc.nfsd 0
 	[[ -n $mounted_nfsd ]] && umount /proc/fs/nfsd
 	echo "$old_modprobe" >"$modprobe_path"
-	[[ -e /sys/module/xprtvsock ]] && rmmod xprtvsock
 	rm -rf "$tree"
+	if [[ -e /sys/module/xprtvsock ]]; then
+		rmmod xprtvsock || { echo "FAIL: clean-up: rmmod xprtvsock" >&2; exit 1; }
+	fi
 }
 trap cleanup EXIT
 

@@ -10,7 +10,9 @@
 # calls; the kernel log gains one rate-limited line per closed
 # connection, naming the peer as vsock:1, and nothing else.
 # Needs the in-tree series and tools/xv-peer built.
+# xv-cost: 35
 set -euo pipefail
+. "$XV_ROOT/scripts/guest/xv-lib.bash"
 
 peer=$XV_ROOT/target/release/xv-peer
 [[ -x $peer ]] || { echo "FAIL: no $peer (cargo build --release -p xv-peer)" >&2; exit 1; }
@@ -18,18 +20,21 @@ command -v rpc.nfsd >/dev/null || { echo "FAIL: missing tool: rpc.nfsd" >&2; exi
 
 loaded=
 mounted_nfsd=
+# A failed step of the clean-up fails the case.
 cleanup() {
+	local status=$?
 	set +e
-	[[ -e /proc/fs/nfsd/threads ]] && rpc.nfsd 0
-	[[ -n $mounted_nfsd ]] && umount /proc/fs/nfsd
-	[[ -n $loaded ]] && rmmod xprtvsock
+	if [[ -e /proc/fs/nfsd/threads ]]; then rpc.nfsd 0 || status=1; fi
+	if [[ -n $mounted_nfsd ]]; then umount /proc/fs/nfsd || status=1; fi
+	if [[ -n $loaded ]]; then
+		xv_unload_module || { echo "FAIL: clean-up: rmmod xprtvsock" >&2; status=1; }
+	fi
+	exit "$status"
 }
 trap cleanup EXIT
 
-if [[ ! -e /sys/module/xprtvsock ]]; then
-	insmod "$XV_ROOT/xprtvsock.ko"
-	loaded=1
-fi
+insmod "$xv_ko"
+loaded=1
 if ! mountpoint -q /proc/fs/nfsd; then
 	mount -t nfsd nfsd /proc/fs/nfsd
 	mounted_nfsd=1
@@ -39,9 +44,9 @@ rpc.nfsd -N 3 --vsock 2049 4
 threads=$(cat /proc/fs/nfsd/threads)
 cat /proc/fs/nfsd/portlist
 
-marker="xv-test-31-$$-$RANDOM"
-echo "$marker" >/dev/kmsg
-since_marker() { dmesg | sed -n "/$marker/,\$p" | tail -n +2; }
+xv_mark 31
+# The log after the marker's own line.
+since_marker() { xv_since_marker | tail -n +2; }
 
 null() { "$peer" --timeout 30 null; }
 null
@@ -68,8 +73,7 @@ null
 
 echo "--- kernel log since the first scenario"
 since_marker
-splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|blocked for more than|UBSAN:)'
-if since_marker | grep -aE "$splat"; then
+if xv_splats; then
 	echo "FAIL: kernel splat" >&2
 	exit 1
 fi

@@ -13,6 +13,7 @@
 # count refuses the next connection, 0 refuses none, and after the
 # unmount CID 1 has no connection left but keeps its refusals. Needs the
 # in-tree series and tools/xv-peer built.
+# xv-cost: 62
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 
@@ -25,9 +26,10 @@ xv_start
 [[ -r $conns ]] || xv_fail "no $conns"
 saved_limit=$(cat "$param")
 restore_limit() {
+	local status=$?
 	set +e
 	[[ -w $param ]] && echo "$saved_limit" >"$param"
-	xv_cleanup
+	xv_cleanup "$status"
 }
 trap restore_limit EXIT
 

@@ -5,6 +5,7 @@
 # shows proto=vsock and addr=vsock:1, /proc/self/mountstats has the vsock
 # transport line. Needs the in-tree series and xprtvsock.ko's client and
 # server transports.
+# xv-cost: 36
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 

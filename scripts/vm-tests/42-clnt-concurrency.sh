@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # 16 parallel fio jobs writing and verifying over one NFSv4.2 vsock mount
 # finish without errors and without hung tasks.
+# xv-cost: 68
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 

@@ -3,6 +3,7 @@
 # nfsd restarts (threads and listeners torn down, then the vsock listener
 # added again) during a write loop: the client reconnects, every write
 # completes, and every file has the content written.
+# xv-cost: 103
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 

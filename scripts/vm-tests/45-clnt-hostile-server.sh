@@ -7,25 +7,25 @@
 # record with a bad direction and a marker announcing 2^31-1 bytes close the
 # connection with a rate-limited message, and the mount then fails cleanly:
 # no hang, no splat, the module unloads.
+# xv-cost: 18
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 
 command -v python3 >/dev/null || xv_fail "missing: python3"
 [[ -f $xv_ko ]] || xv_fail "missing: $xv_ko"
-[[ ! -e /sys/module/xprtvsock ]] || xv_skip "xprtvsock is loaded already"
 out=${XV_OUT:-/tmp}
 log=$out/45-responder.log
 rm -f "$log"
-xv_marker="xv-clnt-$$-$RANDOM"
-echo "$xv_marker" >/dev/kmsg
+xv_mark 45
 insmod "$xv_ko"
 xv_loaded=1
 xv_mnt=$(mktemp -d /tmp/xv45.XXXXXX)
 responder_pid=
 stop_responder() {
+	local status=$?
 	[[ -n $responder_pid ]] && kill "$responder_pid" 2>/dev/null
 	wait 2>/dev/null
-	xv_cleanup
+	xv_cleanup "$status"
 }
 trap stop_responder EXIT
 ip link set lo up

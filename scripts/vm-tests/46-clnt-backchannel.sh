@@ -6,6 +6,7 @@
 # delegation, and a local write to the file on the server recalls it over
 # the backchannel: CB_RECALL reaches the client, DELEGRETURN comes back and
 # the local write completes instead of waiting for the lease-break timeout.
+# xv-cost: 33
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 
@@ -22,7 +23,7 @@ nfsd_clients() { cat /proc/fs/nfsd/clients/*/"$1" 2>/dev/null || true; }
 
 xv_start
 saved_break_time=$(cat /proc/sys/fs/lease-break-time)
-trap 'echo "$saved_break_time" >/proc/sys/fs/lease-break-time; xv_cleanup' EXIT
+trap 'status=$?; echo "$saved_break_time" >/proc/sys/fs/lease-break-time; xv_cleanup "$status"' EXIT
 echo "$lease_break_time" >/proc/sys/fs/lease-break-time
 
 for vers in 4.2 4.1; do

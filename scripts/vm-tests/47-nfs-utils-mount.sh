@@ -8,13 +8,19 @@
 # NFSv3 over vsock, a server that refuses, and every malformed address fail
 # at once with a message that names them, never falling back to rpcbind,
 # NFSv3 or another transport.
+# xv-cost: 105
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 
 xv_start
 fstab_saved=$(mktemp /tmp/xv47-fstab.XXXXXX)
 cp /etc/fstab "$fstab_saved" 2>/dev/null || : >"$fstab_saved"
-restore_fstab() { cp "$fstab_saved" /etc/fstab; rm -f "$fstab_saved"; xv_cleanup; }
+restore_fstab() {
+	local status=$?
+	cp "$fstab_saved" /etc/fstab
+	rm -f "$fstab_saved"
+	xv_cleanup "$status"
+}
 trap restore_fstab EXIT
 
 # Mounted at $xv_mnt from SOURCE over vsock, with clientaddr=vsock:1.

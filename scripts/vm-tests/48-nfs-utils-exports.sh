@@ -9,6 +9,7 @@
 # upcall for vsock:1 by matching the client specs) and after the unexport;
 # and malformed vsock clients in an exports line or on the command line
 # refused with a message naming them.
+# xv-cost: 50
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 

@@ -5,13 +5,19 @@
 # it; with tcp=n and udp=n NFSv4 is served over vsock alone (and mounted);
 # rpc.nfsd 0 removes it; a malformed port on the command line or in
 # nfs.conf is refused with a message naming it, and nfsd is not started.
+# xv-cost: 50
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 
 xv_start
 conf_saved=$(mktemp /tmp/xv49-conf.XXXXXX)
 cp /etc/nfs.conf "$conf_saved"
-restore_conf() { cp "$conf_saved" /etc/nfs.conf; rm -f "$conf_saved"; xv_cleanup; }
+restore_conf() {
+	local status=$?
+	cp "$conf_saved" /etc/nfs.conf
+	rm -f "$conf_saved"
+	xv_cleanup "$status"
+}
 trap restore_conf EXIT
 
 stop() {

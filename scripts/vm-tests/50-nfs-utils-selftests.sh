@@ -4,6 +4,7 @@
 # statd's MON and UNMON through nsm_client) against the patched build, here
 # where it gets what dpkg-buildpackage's sandbox lacks and so skips: root,
 # rpcbind and /dev/log. A skip is a failure.
+# xv-cost: 24
 set -euo pipefail
 src=$(readlink -f "$XV_NFS_UTILS/../src")
 work=$(mktemp -d /tmp/xv50.XXXXXX)

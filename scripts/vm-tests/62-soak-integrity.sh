@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Data-integrity soak, over vsock and over TCP in the same guest, the
-# transports taking turns for XV62_ROUNDS rounds each (1 in make check);
+# transports taking turns for XV62_ROUNDS rounds each (1 in make check,
+# 3 in make stress);
 # XV62_TRANSPORTS (vsock tcp) names those that take part.
 # A round runs at once, on its own mount:
-# * a git repository: XV62_COMMITS commits (10; the failure seen once had
-#   40) of files of random sizes, with a file of XV62_BIG_MIB MiB (8; 48
-#   then) read back after dropping caches halfway, then git fsck --full
+# * a git repository: XV62_COMMITS commits (5; 40 in make stress, as in
+#   the failure seen once) of files of random sizes, with a file of
+#   XV62_BIG_MIB MiB (4; 48 in make stress) read back after dropping caches halfway, then git fsck --full
 #   --strict;
-# * two writers and two readers: XV62_FILES files each (6) of random
+# * two writers and two readers: XV62_FILES files each (3; 12) of random
 #   sizes (up to 1 MiB) with
 #   their SHA-256 recorded by the writer and checked by a reader with
 #   O_DIRECT, from the server (dropping all caches for each file made the
@@ -17,17 +18,18 @@
 #   verified with CRC-32C.
 # Any failure keeps the failing tool's output in this case's log and the
 # repository's metadata under $XV_OUT/soak/.
-# xv-timeout: 1200
+# xv-timeout: 900 3000
+# xv-cost: 150
 set -euo pipefail
 . "$(dirname "$0")/clnt-lib.bash"
 
 for tool in git fio sha256sum; do
 	command -v "$tool" >/dev/null || xv_fail "missing: $tool"
 done
-rounds=${XV62_ROUNDS:-1}
-commits=${XV62_COMMITS:-10}
-big_mib=${XV62_BIG_MIB:-8}
-files=${XV62_FILES:-6}
+rounds=${XV62_ROUNDS:-$(xv_sized 1 3)}
+commits=${XV62_COMMITS:-$(xv_sized 5 40)}
+big_mib=${XV62_BIG_MIB:-$(xv_sized 4 48)}
+files=${XV62_FILES:-$(xv_sized 3 12)}
 read -ra transports <<<"${XV62_TRANSPORTS:-vsock tcp}"
 keep=$XV_OUT/soak
 xv_start
@@ -120,7 +122,7 @@ round() { # TRANSPORT ROUND
 		wait "$pid" || failed=1
 	done
 	[[ -z $failed ]] || lose "$dir" "$transport round $n failed"
-	echo "$transport round $n: passed in $((SECONDS - start)) s"
+	echo "figure: $transport round $n: passed in $((SECONDS - start)) s"
 	rm -rf "$dir"
 	xv_umount
 }
@@ -130,5 +132,5 @@ for n in $(seq "$rounds"); do
 		round "$transport" "$n"
 	done
 done
-echo "soak: $rounds rounds each over ${transports[*]}, no corruption"
+echo "figure: soak: $rounds rounds each over ${transports[*]}, no corruption"
 xv_check_log

@@ -1,61 +1,73 @@
 # SPDX-License-Identifier: GPL-2.0
 # shellcheck shell=bash
 #
-# Sourced by the client cases 40-49 (and 33, 34): loads xprtvsock.ko (and
-# unloads it at the end if this case loaded it, so that the no-transport
-# cases still find it absent), exports a tmpfs to the vsock client CID 1,
-# starts nfsd with a vsock listener on port 2049 in this guest and mounts it
-# over vsock loopback (CID 1), all with the commands an operator types:
-# exportfs, rpc.mountd, rpc.nfsd --vsock and mount -t nfs4 -o proto=vsock,
-# from the project's nfs-utils (scripts/guest/enter puts them in place).
+# Sourced by the client cases 40-49 (and 21, 33-35, 60-62): loads
+# xprtvsock.ko (and unloads it at the end), exports a tmpfs to the vsock
+# client CID 1, starts nfsd with a vsock listener on port 2049 in this
+# guest and mounts it over vsock loopback (CID 1), all with the commands an
+# operator types: exportfs, rpc.mountd, rpc.nfsd --vsock and mount -t nfs4
+# -o proto=vsock, from the project's nfs-utils (scripts/guest/enter puts
+# them in place). The harness (scripts/guest/run-tests) starts every case
+# with the module unloaded and fails a case that leaves it loaded.
 
-. "$XV_ROOT/scripts/guest/kmemleak.bash"
+. "$XV_ROOT/scripts/guest/xv-lib.bash"
 
-xv_ko=$XV_ROOT/xprtvsock.ko
 xv_export=/tmp/xv-clnt-export
 xv_mnt=
 xv_loaded=
 xv_mounted_nfsd=
 xv_mounted_export=
 xv_mountd_pid=
-xv_marker=
 
 xv_skip() { echo "skip: $*" >&2; exit 77; }
 xv_fail() { echo "FAIL: $*" >&2; exit 1; }
 
-xv_since_marker() { dmesg | sed -n "/$xv_marker/,\$p"; }
-
 xv_check_log() {
-	local splat='(Oops|BUG:|WARNING:|Kernel panic|Call Trace:|general protection fault|blocked for more than|UBSAN:)'
-	if xv_since_marker | grep -aE "$splat"; then
+	if xv_splats; then
 		xv_fail "kernel splat"
 	fi
 }
 
+# The EXIT trap (or its caller's, passing its status): undoes what
+# xv_start did. A step that fails fails the
+# case, which keeps its own status otherwise.
 xv_cleanup() {
+	local status=${1:-$?} failed=()
 	set +e
 	if [[ -n $xv_mnt ]]; then
-		mountpoint -q "$xv_mnt" && umount -f "$xv_mnt"
-		rmdir "$xv_mnt"
+		if mountpoint -q "$xv_mnt"; then
+			umount -f "$xv_mnt" || failed+=("umount $xv_mnt")
+		fi
+		rmdir "$xv_mnt" || failed+=("rmdir $xv_mnt")
 	fi
-	[[ -n $xv_mountd_pid ]] && kill "$xv_mountd_pid" && wait "$xv_mountd_pid" 2>/dev/null
-	[[ -e /proc/fs/nfsd/threads ]] && rpc.nfsd 0
-	exportfs -ua
+	if [[ -n $xv_mountd_pid ]]; then
+		kill "$xv_mountd_pid"
+		wait "$xv_mountd_pid" 2>/dev/null
+	fi
+	if [[ -e /proc/fs/nfsd/threads ]]; then
+		rpc.nfsd 0 || failed+=("rpc.nfsd 0")
+	fi
+	exportfs -ua || failed+=("exportfs -ua")
 	rm -f /etc/exports
-	[[ -n $xv_mounted_export ]] && umount "$xv_export"
-	[[ -n $xv_mounted_nfsd ]] && umount /proc/fs/nfsd
-	[[ -n $xv_loaded ]] && xv_unload
+	if [[ -n $xv_mounted_export ]]; then
+		umount "$xv_export" || failed+=("umount $xv_export")
+	fi
+	if [[ -n $xv_mounted_nfsd ]]; then
+		umount /proc/fs/nfsd || failed+=("umount /proc/fs/nfsd")
+	fi
+	if [[ -n $xv_loaded ]]; then
+		xv_unload || failed+=("rmmod xprtvsock (refcnt $(cat /sys/module/xprtvsock/refcnt 2>/dev/null))")
+	fi
+	if [[ ${#failed[@]} -gt 0 ]]; then
+		echo "FAIL: clean-up: ${failed[*]}" >&2
+		exit 1
+	fi
+	exit "$status"
 }
 
-# xv_unload [SECONDS]: unloads xprtvsock, retrying for up to SECONDS (10):
-# the module stays pinned for a moment while transports are destroyed, and
-# vsock may keep a closed socket, with zero-copy packets, for up to 8 s.
+# xv_unload [SECONDS]: unloads xprtvsock (see xv_unload_module).
 xv_unload() {
-	local end=$((SECONDS + ${1:-10}))
-	until rmmod xprtvsock 2>/dev/null; do
-		((SECONDS < end)) || return 1
-		sleep 0.2
-	done
+	xv_unload_module "$@" || return 1
 	xv_loaded=
 }
 
@@ -72,12 +84,9 @@ xv_start() {
 	done
 	[[ -f $xv_ko ]] || xv_fail "missing: $xv_ko"
 	trap xv_cleanup EXIT
-	xv_marker="xv-clnt-$$-$RANDOM"
-	echo "$xv_marker" >/dev/kmsg
-	if [[ ! -e /sys/module/xprtvsock ]]; then
-		insmod "$xv_ko"
-		xv_loaded=1
-	fi
+	xv_mark clnt
+	insmod "$xv_ko" || xv_fail "insmod $xv_ko failed"
+	xv_loaded=1
 	ip link set lo up
 	if ! mountpoint -q /proc/fs/nfsd; then
 		mount -t nfsd nfsd /proc/fs/nfsd
@@ -90,28 +99,15 @@ xv_start() {
 	# Secure (the default): the client must use a reserved source port.
 	echo "$xv_export vsock:1(rw,no_subtree_check,no_root_squash,fsid=0)" >/etc/exports
 	exportfs -ra
-	rpc.mountd -F -N 3 &
-	xv_mountd_pid=$!
-	# The kernel denies a client whose upcall no daemon reads: wait until
-	# mountd holds the auth.unix.ip channel.
-	for _ in $(seq 150); do
-		ls -l "/proc/$xv_mountd_pid/fd" 2>/dev/null | grep -q auth.unix.ip && break
-		sleep 0.2
-	done
+	xv_mountd_start || xv_fail "rpc.mountd did not open the auth.unix.ip channel"
 	xv_nfsd_up
 	xv_mnt=$(mktemp -d /tmp/xv-clnt.XXXXXX)
 }
 
-# Starts the nfsd threads and the vsock listener, with a short grace period
-# so that opens need not wait 90 s after a (re)start, and 1 MiB READ/WRITE.
+# Starts the nfsd threads and the vsock listener.
 xv_nfsd_up() {
-	echo 10 >/proc/fs/nfsd/nfsv4leasetime 2>/dev/null || true
-	echo 10 >/proc/fs/nfsd/nfsv4gracetime 2>/dev/null || true
-	# nfsd sizes its largest READ/WRITE from guest memory (256 KiB here).
-	echo 1048576 >/proc/fs/nfsd/max_block_size
-	rpc.nfsd -N 3 --vsock 2049 8 || xv_fail "rpc.nfsd --vsock 2049 failed"
-	grep -qx 'vsock 2049' /proc/fs/nfsd/portlist ||
-		xv_fail "portlist does not show the vsock listener"
+	xv_nfsd_tunables
+	xv_nfsd_start || xv_fail "rpc.nfsd --vsock 2049 failed or portlist does not show it"
 }
 
 # xv_mount VERS [EXTRA-OPTIONS]
