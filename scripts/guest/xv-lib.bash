@@ -105,10 +105,11 @@ ktap_begin() {
 
 ktap_result() {
 	local status=$1 key=$2 description=$3 diagnostic=${4:-failed}
+	# The seconds since the script began, to see where a run's time goes.
 	if [[ $status == 0 ]]; then
-		echo "ktap: ok $key: $description"
+		echo "ktap: ok $key: $description [${SECONDS} s]"
 	else
-		echo "ktap: not ok $key: $description: $diagnostic"
+		echo "ktap: not ok $key: $description: $diagnostic [${SECONDS} s]"
 		ktap_failed=1
 	fi
 	if [[ " ${ktap_keys[*]} " != *" $key "* ]]; then

@@ -3,7 +3,8 @@
 # Data-integrity soak, over vsock and over TCP in the same guest, the
 # transports taking turns for XV62_ROUNDS rounds each (1 in make check,
 # 3 in make stress);
-# XV62_TRANSPORTS (vsock tcp) names those that take part.
+# XV62_TRANSPORTS names those that take part (vsock in make check; vsock
+# and TCP, the control, in make stress).
 # A round runs at once, on its own mount:
 # * a git repository: XV62_COMMITS commits (5; 40 in make stress, as in
 #   the failure seen once) of files of random sizes, with a file of
@@ -30,7 +31,7 @@ rounds=${XV62_ROUNDS:-$(xv_sized 1 3)}
 commits=${XV62_COMMITS:-$(xv_sized 5 40)}
 big_mib=${XV62_BIG_MIB:-$(xv_sized 4 48)}
 files=${XV62_FILES:-$(xv_sized 3 12)}
-read -ra transports <<<"${XV62_TRANSPORTS:-vsock tcp}"
+read -ra transports <<<"${XV62_TRANSPORTS:-$(xv_sized vsock "vsock tcp")}"
 keep=$XV_OUT/soak
 xv_start
 echo "$xv_export 127.0.0.1(rw,no_subtree_check,no_root_squash,fsid=0)" >>/etc/exports
