@@ -1,21 +1,20 @@
 # SPDX-License-Identifier: GPL-2.0
 # shellcheck shell=bash
 #
-# Sourced by both halves of the two-kernel cases (scripts/vm-pair): KTAP
-# results in $XV_OUT/pair.ktap (scripts/guest/xv-lib.bash), and the halves'
-# conversation. The client asks, the server answers, one line each way over
-# a TCP connection of its own on vm-pair's virtio-net link (port 7001 of
-# 169.254.0.2): neither the NFS mount nor the vsock transport under test
-# carries the harness, so a fault in them cannot silence it.
+# Sourced, after xv-lib.bash, by the two-kernel cases' steps in the server
+# kernel (scripts/guest/xvharness.py's agent runs each with both) and by
+# the boots' set-up: vm-pair's virtio-net link, the export's disk, and
+# the server's helpers the cases (scripts/guest/pair-cases) call.
 
-. "$XV_ROOT/scripts/guest/xv-lib.bash"
-
-pair_server=169.254.0.2
-pair_port=7001
-
-pair_begin() { ktap_begin "$XV_OUT/pair.ktap" "$@"; } # SUITE KEY...
-pair_result() { ktap_result "$@"; }                  # STATUS KEY DESCRIPTION [DIAGNOSTIC]
-pair_end() { ktap_end; }
+# The export lives on the disk vm-pair gives every server boot, so data
+# outlives a reboot; NFSv4's pseudo-root is the disk, the client's path
+# /export.
+pair_root=/srv/xv-pair-root
+pair_export=$pair_root/export
+# The server's nfsd threads (the fairness case's share is half of them).
+pair_threads=8
+# The table of vsock connections per CID (CID LIVE REFUSED CALLS).
+pair_conns=/sys/kernel/debug/xprtvsock/connections
 
 # pair_net_up N: this kernel's end of vm-pair's virtio-net link (the NIC
 # whose MAC is 52:54:00:78:76:*) gets 169.254.0.N/24.
@@ -23,7 +22,7 @@ pair_net_up() {
 	local dev
 	dev=$(ip -o link | awk -F': ' '/52:54:00:78:76:/ { print $2; exit }')
 	[[ -n $dev ]] || { echo "pair: no vm-pair NIC" >&2; return 1; }
-	ip link set "$dev" up && ip addr add "169.254.0.$1/24" dev "$dev"
+	ip link set lo up && ip link set "$dev" up && ip addr add "169.254.0.$1/24" dev "$dev"
 }
 
 # pair_disk SERIAL: the block device of the virtio disk with that serial.
@@ -35,34 +34,77 @@ pair_disk() {
 	return 1
 }
 
-# Client side. pair_ask QUESTION [SECONDS]: the server's answer line; keeps
-# trying to connect for up to SECONDS (120), so a server that is rebooting
-# answers once it is back.
-pair_ask() {
-	local seconds=${2:-120}
-	echo "$1" | timeout "$seconds" socat -t "$seconds" - \
-		"TCP:$pair_server:$pair_port,connect-timeout=5,retry=$seconds,interval=1" 2>/dev/null |
-		head -n 1
+# pair_export_to CLIENT...: /etc/exports names these clients, as an
+# operator writes it, and exportfs -rv applies it.
+pair_export_to() {
+	local client line=$pair_root
+	for client in "$@"; do
+		line+=" $client(rw,no_subtree_check,no_root_squash,fsid=0)"
+	done
+	echo "$line" >/etc/exports
+	cat /etc/exports
+	exportfs -rv
 }
 
-# Server side. pair_question SECONDS: waits up to SECONDS for a question and
-# sets pair_line (empty if none came); the connection stays open for
-# pair_answer LINE, which closes it.
-pair_question() {
-	pair_line=
-	if [[ -z ${pair_conn_pid:-} ]]; then
-		# The question ends the client's half of the connection; -t keeps ours
-		# open until the answer is written.
-		coproc PAIR_CONN { exec socat -t 3600 TCP-LISTEN:$pair_port,reuseaddr STDIO 2>/dev/null; }
-		pair_conn_in=${PAIR_CONN[0]}
-		pair_conn_out=${PAIR_CONN[1]}
-		pair_conn_pid=$PAIR_CONN_PID
-	fi
-	IFS= read -r -t "$1" pair_line <&"$pair_conn_in" || pair_line=
+# pair_nfsd_start: nfsd as an operator starts it, its vsock listener up.
+pair_nfsd_start() {
+	echo "\$ rpc.nfsd -N 3 --vsock 2049 $pair_threads"
+	xv_nfsd_start "$pair_threads"
 }
-pair_answer() {
-	echo "$1" >&"$pair_conn_out"
-	exec {pair_conn_out}>&- {pair_conn_in}<&-
-	wait "$pair_conn_pid" 2>/dev/null
-	pair_conn_pid=
+
+# pair_connections_from CID: the vsock connections nfsd holds from CID.
+pair_connections_from() {
+	ss -H --vsock state established "( sport = :2049 )" | grep -c " $1:" || true
+}
+
+# pair_conns_field CID COLUMN: a column of the connection table (0 without
+# a line for CID).
+pair_conns_field() {
+	awk -v key="$1" -v col="$2" \
+		'$1 == key { print $col; found = 1 } END { if (!found) print 0 }' "$pair_conns"
+}
+
+# pair_size FILE: its size in bytes (0 if absent).
+pair_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+
+# pair_local_io MNT MIB: MIB MiB of /tmp/xv-fair.data written to MNT and
+# read back with O_DIRECT; prints "WRITE READ" in MiB/s (one decimal),
+# fails if the data read back differs.
+pair_local_io() {
+	local start mid end
+	start=$(date +%s%N)
+	dd if=/tmp/xv-fair.data of="$1/fair.data" bs=1M oflag=direct conv=fsync status=none || return 1
+	mid=$(date +%s%N)
+	dd if="$1/fair.data" of=/tmp/xv-fair.back bs=1M iflag=direct status=none || return 1
+	end=$(date +%s%N)
+	cmp -s /tmp/xv-fair.data /tmp/xv-fair.back || return 1
+	awk -v mib="$2" -v w=$((mid - start)) -v r=$((end - mid)) \
+		'BEGIN { printf "%.1f %.1f\n", mib * 1e9 / w, mib * 1e9 / r }'
+}
+
+# pair_mount_connects MNT: the connect count of MNT's vsock transport
+# (mountstats: xprt: vsock srcport bind_count connect_count ...).
+pair_mount_connects() {
+	grep -A 30 " mounted on $1 " /proc/self/mountstats |
+		awk '$1 == "xprt:" && $2 == "vsock" { print $5; exit }'
+}
+
+# pair_sample_calls FILE: four times a second, the calls in progress of
+# CIDs 1 and 3 ("C1 C3") appended to FILE, until killed. Without a fork
+# (read, and read -t as the sleep): the flood it samples keeps the
+# server's CPU busy, and a process per sample would come seconds apart.
+pair_sample_calls() {
+	local cid live refused calls c1 c3 never
+	exec {never}<> <(:)
+	while :; do
+		c1=0 c3=0
+		while read -r cid live refused calls; do
+			case $cid in
+			1) c1=$calls ;;
+			3) c3=$calls ;;
+			esac
+		done <"$pair_conns"
+		echo "$c1 $c3"
+		read -r -t 0.25 -u "$never" _
+	done >>"$1"
 }

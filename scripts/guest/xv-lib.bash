@@ -2,9 +2,10 @@
 # shellcheck shell=bash
 #
 # The one library of the guest-side tests, sourced by the guest phase's
-# harness (scripts/guest/run-tests), the cases' clnt-lib.bash and the
-# two-kernel halves' pair-lib.bash: kernel-log markers and splats, kmemleak,
-# the module's load and unload, nfsd's bring-up, and KTAP output.
+# harness (scripts/guest/run-tests), the cases' clnt-lib.bash and every
+# step of the two-kernel cases (scripts/guest/xvharness.py): kernel-log
+# markers and splats, kmemleak, the module's load and unload, nfsd's
+# bring-up, and KTAP output (written by xvharness.py).
 
 xv_ko=$XV_ROOT/xprtvsock.ko
 
@@ -25,6 +26,9 @@ xv_since_marker() { dmesg | sed -n "/$xv_marker/,\$p"; }
 
 # xv_splats: the splat lines logged since the marker; fails if there are none.
 xv_splats() { xv_since_marker | grep -aE "$xv_splat_regex"; }
+# xv_no_boot_splat: prints the splat lines of this boot's kernel log, and
+# fails if there are any.
+xv_no_boot_splat() { ! dmesg | grep -aE "$xv_splat_regex"; }
 
 kmemleak=/sys/kernel/debug/kmemleak
 
@@ -88,76 +92,31 @@ xv_mountd_start() {
 	return 1
 }
 
-# KTAP: ktap_begin FILE SUITE KEY... declares the suite's plan, one result
-# per KEY, before the first result; ktap_result STATUS KEY DESCRIPTION
-# [DIAGNOSTIC] records one (STATUS 0 is ok) in the order of the plan;
-# ktap_end writes FILE, a declared KEY without a result as a failure, and
-# fails if any result did. A result for a KEY not declared is a failure too.
+# KTAP, written by scripts/guest/xvharness.py (its Ktap, the harness's one
+# KTAP writer): ktap_begin FILE SUITE KEY... declares the suite's plan, one
+# result per KEY; ktap_result STATUS KEY DESCRIPTION [DIAGNOSTIC] records
+# one (STATUS 0 is ok, "skip" a skip whose reason is the DIAGNOSTIC, any
+# other not ok); ktap_end writes FILE, and fails if a result failed, a
+# declared KEY has none, or a KEY was not declared or has two.
 ktap_begin() {
 	ktap_file=$1
 	ktap_suite=$2
 	shift 2
 	ktap_keys=("$@")
-	declare -gA ktap_status=() ktap_text=() ktap_diag=()
-	ktap_failed=0
-	ktap_extra=()
+	ktap_records=()
 }
 
 ktap_result() {
-	local status=$1 key=$2 description=$3 diagnostic=${4:-failed}
-	# The seconds since the script began, to see where a run's time goes.
-	if [[ $status == 0 ]]; then
-		echo "ktap: ok $key: $description [${SECONDS} s]"
-	else
-		echo "ktap: not ok $key: $description: $diagnostic [${SECONDS} s]"
-		ktap_failed=1
-	fi
-	if [[ " ${ktap_keys[*]} " != *" $key "* ]]; then
-		ktap_extra+=("result for a key not in the plan, $key: $description")
-		ktap_failed=1
-	elif [[ -n ${ktap_status[$key]:-} ]]; then
-		ktap_extra+=("a second result for $key: $description")
-		ktap_failed=1
-	else
-		ktap_status[$key]=$status
-		ktap_text[$key]=$description
-		ktap_diag[$key]=${diagnostic//$'\n'/ }
-	fi
+	local status=$1 key=$2 description=$3 diagnostic=${4:-}
+	case $status in
+	0) status=ok ;;
+	skip) ;;
+	*) status="not ok" ;;
+	esac
+	ktap_records+=("$status"$'\t'"$key"$'\t'"$description"$'\t'"${diagnostic//[$'\t\n']/ }")
 }
 
 ktap_end() {
-	local n=0 key extra
-	{
-		echo "KTAP version 1"
-		echo "1..1"
-		echo "    KTAP version 1"
-		echo "    # Subtest: $ktap_suite"
-		echo "    1..$((${#ktap_keys[@]} + ${#ktap_extra[@]}))"
-		for key in "${ktap_keys[@]}"; do
-			n=$((n + 1))
-			case ${ktap_status[$key]:-none} in
-			0) echo "    ok $n ${ktap_text[$key]}" ;;
-			none)
-				echo "    # $key: no result"
-				echo "    not ok $n $key"
-				echo "ktap: not ok $key: no result" >&2
-				ktap_failed=1
-				;;
-			*)
-				echo "    # ${ktap_text[$key]}: ${ktap_diag[$key]}"
-				echo "    not ok $n ${ktap_text[$key]}"
-				;;
-			esac
-		done
-		for extra in "${ktap_extra[@]}"; do
-			n=$((n + 1))
-			echo "    not ok $n $extra"
-		done
-		if [[ $ktap_failed == 0 ]]; then
-			echo "ok 1 $ktap_suite"
-		else
-			echo "not ok 1 $ktap_suite"
-		fi
-	} >"$ktap_file"
-	return "$ktap_failed"
+	printf '%s\n' "${ktap_records[@]}" |
+		/usr/bin/python3 "$XV_ROOT/scripts/guest/xvharness.py" ktap "$ktap_file" "$ktap_suite" "${ktap_keys[@]}"
 }

@@ -279,7 +279,7 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    /// The command lines of scripts/vm-tests and scripts/guest/pair-nfs-guest.
+    /// The command lines of scripts/vm-tests and scripts/guest/pair-cases.
     #[test]
     fn callers_command_lines_parse() {
         let cli = Cli::try_parse_from(
