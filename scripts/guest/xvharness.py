@@ -136,11 +136,16 @@ class Result:
         return f"status {self.rc}: {self.text[-400:]}"
 
 
+def _with_libraries(script, libraries):
+    """script as a bash program run in ROOT with the libraries sourced."""
+    prelude = f"cd {ROOT} || exit 1\n" + "".join(f". scripts/guest/{lib} || exit 1\n" for lib in libraries)
+    return ["bash", "-c", prelude + "set -o pipefail\n" + script]
+
+
 def _bash(script, timeout, libraries):
     """Runs script in bash with the libraries sourced; its process group is
     killed on timeout (status 124)."""
-    prelude = f"cd {ROOT} || exit 1\n" + "".join(f". scripts/guest/{lib} || exit 1\n" for lib in libraries)
-    proc = subprocess.Popen(["bash", "-c", prelude + "set -o pipefail\n" + script], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(_with_libraries(script, libraries), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                             text=True, errors="replace")
     try:
@@ -168,7 +173,7 @@ class Bkg:
         print(f"$ {script.strip()} &", flush=True)
         self.log = log
         with open(log, "w") as out:
-            self.proc = subprocess.Popen(["bash", "-c", f"cd {ROOT} && . scripts/guest/xv-lib.bash && {script}"],
+            self.proc = subprocess.Popen(_with_libraries(script, ["xv-lib.bash"]),
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
 
