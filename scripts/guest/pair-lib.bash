@@ -16,13 +16,27 @@ pair_threads=8
 # The table of vsock connections per CID (CID LIVE REFUSED CALLS).
 pair_conns=/sys/kernel/debug/xprtvsock/connections
 
-# pair_net_up N: this kernel's end of vm-pair's virtio-net link (the NIC
-# whose MAC is 52:54:00:78:76:*) gets 169.254.0.N/24.
+# pair_net_up N: this kernel's ends of vm-pair's virtio-net links. A
+# client (N = its CID) has one NIC, MAC 52:54:00:78:76:N, which gets
+# 169.254.0.N/24. The server (N = 2) has one NIC per client CID, MAC
+# 52:54:00:78:02:CID, each a point-to-point link: 169.254.0.2 on every one,
+# and a route to 169.254.0.CID through its own.
 pair_net_up() {
-	local dev
-	dev=$(ip -o link | awk -F': ' '/52:54:00:78:76:/ { print $2; exit }')
-	[[ -n $dev ]] || { echo "pair: no vm-pair NIC" >&2; return 1; }
-	ip link set lo up && ip link set "$dev" up && ip addr add "169.254.0.$1/24" dev "$dev"
+	local mac dev cid links=0
+	ip link set lo up || return 1
+	while read -r mac dev; do
+		if [[ $1 == 2 && $mac == 52:54:00:78:02:* ]]; then
+			cid=$((16#${mac##*:}))
+			ip link set "$dev" up && ip addr add 169.254.0.2/32 dev "$dev" &&
+				ip route add "169.254.0.$cid/32" dev "$dev" || return 1
+		elif [[ $1 != 2 && $mac == "52:54:00:78:76:$(printf %02x "$1")" ]]; then
+			ip link set "$dev" up && ip addr add "169.254.0.$1/24" dev "$dev" || return 1
+		else
+			continue
+		fi
+		links=$((links + 1))
+	done < <(ip -o link | sed -nE 's/^[0-9]+: ([^:@]+).* link\/ether ([0-9a-f:]+) .*/\2 \1/p')
+	[[ $links -gt 0 ]] || { echo "pair: no vm-pair NIC for 169.254.0.$1" >&2; return 1; }
 }
 
 # pair_disk SERIAL: the block device of the virtio disk with that serial.
