@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Command line: the guests, their aliases, the control socket, the bound.
+//! Command line: the guests, their aliases and host streams, the control
+//! socket, the bound.
 
 use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::packet::CID_HOST;
 use crate::router::{GuestConfig, DEFAULT_QUEUE_LIMIT};
 
 /// A vhost-user virtio-vsock device joining several QEMU guests: packets
 /// between them are forwarded; packets to any other CID are answered RST.
+/// CID 2 (the host) is either a guest by --alias 2=N, or for each guest
+/// given a --host-stream, a stream of framed packets to the server guest's
+/// vhost-vsock.
 #[derive(Debug, Parser)]
 #[command(name = "xv-vsockd", version)]
 pub struct Args {
@@ -23,12 +28,21 @@ pub struct Args {
     #[arg(long = "alias", value_name = "ALIAS=CID", value_parser = parse_alias)]
     pub aliases: Vec<(u64, u64)>,
 
+    /// CID 2 for guest CID (a --guest, without an alias): listen on
+    /// SOCKET_PATH for the server guest's QEMU (a chardev socket behind a
+    /// virtio-serial port, xv-vhost-bridge --cid CID on the other side) and
+    /// carry CID's packets with CID 2 over it as frames (header, then
+    /// payload). Repeat for each guest; not with --alias 2=N.
+    #[arg(long = "host-stream", value_name = "CID=SOCKET_PATH", value_parser = parse_guest)]
+    pub host_streams: Vec<GuestArg>,
+
     /// Unix stream socket taking one command a line: `reset CID`, `stats`.
     #[arg(long, value_name = "SOCKET_PATH")]
     pub control: Option<PathBuf>,
 
-    /// Bound of each guest's receive FIFO, in bytes (suffixes K, M, G); a
-    /// sender to a full FIFO is paused, never dropped.
+    /// Bound of each guest's receive FIFO and each host stream's send FIFO,
+    /// in bytes (suffixes K, M, G); a sender to a full FIFO is paused, never
+    /// dropped.
     #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value_t = DEFAULT_QUEUE_LIMIT)]
     pub queue_limit: usize,
 }
@@ -84,8 +98,8 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 }
 
 impl Args {
-    /// The guests with their aliases; reserved and duplicate CIDs are left
-    /// to `Router::new`.
+    /// The guests with their aliases and host streams; reserved and
+    /// duplicate CIDs are left to `Router::new`.
     pub fn guest_configs(&self) -> Result<Vec<GuestConfig>, String> {
         let mut out: Vec<GuestConfig> = self
             .guests
@@ -93,6 +107,7 @@ impl Args {
             .map(|g| GuestConfig {
                 cid: g.cid,
                 alias: None,
+                host_stream: false,
             })
             .collect();
         for &(alias, cid) in &self.aliases {
@@ -104,14 +119,42 @@ impl Args {
                 return Err(format!("guest {cid} has two aliases, {old} and {alias}"));
             }
         }
-        for (i, g) in self.guests.iter().enumerate() {
-            if self.guests[..i].iter().any(|o| o.socket == g.socket) {
-                return Err(format!("socket {} given twice", g.socket.display()));
+        for h in &self.host_streams {
+            let arg = format!("--host-stream {}={}", h.cid, h.socket.display());
+            if let Some(&(_, n)) = self.aliases.iter().find(|&&(a, _)| a == CID_HOST) {
+                return Err(format!(
+                    "{arg}: --alias 2={n} already makes a guest CID 2; give one or the other"
+                ));
             }
-            if self.control.as_ref() == Some(&g.socket) {
+            let g = out
+                .iter_mut()
+                .find(|g| g.cid == h.cid)
+                .ok_or_else(|| format!("{arg}: no --guest has CID {}", h.cid))?;
+            if let Some(a) = g.alias {
+                return Err(format!(
+                    "{arg}: guest {} has --alias {a}={}; a guest with a host stream \
+                     cannot have an alias",
+                    h.cid, h.cid
+                ));
+            }
+            if std::mem::replace(&mut g.host_stream, true) {
+                return Err(format!("{arg}: guest {} has two host streams", h.cid));
+            }
+        }
+        let sockets: Vec<&PathBuf> = self
+            .guests
+            .iter()
+            .chain(&self.host_streams)
+            .map(|g| &g.socket)
+            .collect();
+        for (i, path) in sockets.iter().enumerate() {
+            if sockets[..i].contains(path) {
+                return Err(format!("socket {} given twice", path.display()));
+            }
+            if self.control.as_ref() == Some(*path) {
                 return Err(format!(
                     "socket {} is also the control socket",
-                    g.socket.display()
+                    path.display()
                 ));
             }
         }
@@ -152,16 +195,97 @@ mod tests {
             g[0],
             GuestConfig {
                 cid: 3,
-                alias: None
+                alias: None,
+                host_stream: false,
             }
         );
         assert_eq!(
             g[1],
             GuestConfig {
                 cid: 4,
-                alias: Some(2)
+                alias: Some(2),
+                host_stream: false,
             }
         );
+    }
+
+    fn configs(args: &[&str]) -> Result<Vec<GuestConfig>, String> {
+        let argv = std::iter::once("xv-vsockd").chain(args.iter().copied());
+        Args::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .guest_configs()
+    }
+
+    #[test]
+    fn parses_host_streams() {
+        let g = configs(&[
+            "--guest",
+            "3=/g3",
+            "--guest",
+            "5=/g5",
+            "--guest",
+            "6=/g6",
+            "--host-stream",
+            "3=/h3",
+            "--host-stream",
+            "5=/h5",
+            "--alias",
+            "9=6",
+        ])
+        .unwrap();
+        let flags: Vec<_> = g.iter().map(|g| (g.cid, g.alias, g.host_stream)).collect();
+        assert_eq!(
+            flags,
+            [(3, None, true), (5, None, true), (6, Some(9), false)]
+        );
+    }
+
+    #[test]
+    fn host_stream_errors_name_the_argument() {
+        let err = |args: &[&str]| configs(args).unwrap_err();
+        let e = err(&["--guest", "3=/g", "--host-stream", "3"]);
+        assert!(
+            e.contains("--host-stream") && e.contains("not CID=SOCKET_PATH"),
+            "{e}"
+        );
+        let e = err(&["--guest", "3=/g", "--host-stream", "4=/h"]);
+        assert_eq!(e, "--host-stream 4=/h: no --guest has CID 4");
+        let e = err(&[
+            "--guest",
+            "3=/g",
+            "--guest",
+            "4=/g4",
+            "--alias",
+            "2=4",
+            "--host-stream",
+            "3=/h",
+        ]);
+        assert!(e.starts_with("--host-stream 3=/h: --alias 2=4 "), "{e}");
+        let e = err(&["--guest", "3=/g", "--alias", "7=3", "--host-stream", "3=/h"]);
+        assert!(
+            e.starts_with("--host-stream 3=/h: guest 3 has --alias 7=3"),
+            "{e}"
+        );
+        let e = err(&[
+            "--guest",
+            "3=/g",
+            "--host-stream",
+            "3=/h",
+            "--host-stream",
+            "3=/i",
+        ]);
+        assert_eq!(e, "--host-stream 3=/i: guest 3 has two host streams");
+        let e = err(&["--guest", "3=/g", "--host-stream", "3=/g"]);
+        assert_eq!(e, "socket /g given twice");
+        let e = err(&[
+            "--guest",
+            "3=/g",
+            "--host-stream",
+            "3=/c",
+            "--control",
+            "/c",
+        ]);
+        assert_eq!(e, "socket /c is also the control socket");
     }
 
     #[test]

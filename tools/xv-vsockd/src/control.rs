@@ -9,7 +9,7 @@
 //!   VIRTIO_VSOCK_EVENT_TRANSPORT_RESET and drops all its connections.
 //!   Answers `ok` once the guest has the event. The errors for an unknown or
 //!   unconnected guest, or one without an event queue, change nothing.
-//! * `stats`: one line of per-guest counters.
+//! * `stats`: one line of counters, per guest and per host stream.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -123,10 +123,12 @@ mod tests {
                 GuestConfig {
                     cid: 3,
                     alias: None,
+                    host_stream: false,
                 },
                 GuestConfig {
                     cid: 4,
                     alias: Some(2),
+                    host_stream: false,
                 },
             ],
             1 << 20,

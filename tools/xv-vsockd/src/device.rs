@@ -24,9 +24,10 @@ pub const NUM_QUEUES: usize = 3;
 
 pub type Mem = GuestMemoryMmap<()>;
 
-/// A packet the transmit side has read but not yet placed in a FIFO.
+/// A packet a port's sending side (a guest's transmit queue, a host stream)
+/// has read but not yet placed in a FIFO.
 #[derive(Debug)]
-enum Outgoing {
+pub(crate) enum Outgoing {
     /// From the guest, to be routed by its destination.
     Forward(Packet),
     /// A RST the device answers the guest with, for the guest's own FIFO.
@@ -74,7 +75,7 @@ impl Device {
         let mut out = TxOutcome::default();
         let mut stalled = lock(&self.stalled);
         if let Some(pending) = stalled.take() {
-            if let Some(still) = self.dispatch(pending) {
+            if let Some(still) = dispatch(&self.router, self.index, pending) {
                 *stalled = Some(still);
                 out.paused = true;
                 return out;
@@ -93,7 +94,7 @@ impl Device {
                 self.return_chain(queue, mem, head, 0);
                 out.used += 1;
                 if let Some(item) = item {
-                    if let Some(still) = self.dispatch(item) {
+                    if let Some(still) = dispatch(&self.router, self.index, item) {
                         *stalled = Some(still);
                         bump(&self.port().stats.paused, 1);
                         out.paused = true;
@@ -190,29 +191,6 @@ impl Device {
         Some(Outgoing::Forward(Packet::new(hdr, data)))
     }
 
-    /// Place a packet in its FIFO. Returns it if that FIFO is full (this
-    /// guest is then registered to be woken when it drains).
-    fn dispatch(&self, item: Outgoing) -> Option<Outgoing> {
-        match item {
-            Outgoing::Forward(pkt) => match self.router.forward(self.index, pkt) {
-                Route::Queued(_) => None,
-                Route::Full(pkt) => Some(Outgoing::Forward(pkt)),
-                Route::Unreachable(pkt) => {
-                    rst_for(&pkt.hdr).and_then(|rst| self.dispatch(Outgoing::Reply(rst)))
-                }
-            },
-            Outgoing::Reply(rst) => match self.port().push(self.index, rst) {
-                Ok(()) => {
-                    bump(&self.port().stats.rst_sent, 1);
-                    None
-                }
-                Err(PushError::Full(rst)) => Some(Outgoing::Reply(rst)),
-                // This guest itself went away: nobody to answer.
-                Err(PushError::Down(_)) => None,
-            },
-        }
-    }
-
     /// Move packets from the guest's FIFO into its receive buffers, splitting
     /// a payload over as many chains as it takes. Returns the chains used.
     pub fn process_rx(&self, queue: &mut Queue, mem: &Mem) -> u32 {
@@ -288,6 +266,32 @@ impl Device {
             port.resets_delivered(delivered);
         }
         used
+    }
+}
+
+/// Place a packet from port `index` in its FIFO: a packet to forward by its
+/// destination (an unreachable one answered with RST into the sender's own
+/// FIFO), or such a RST. Returns it if that FIFO is full; port `index` is
+/// then registered to be woken when it drains.
+pub(crate) fn dispatch(router: &Router, index: usize, item: Outgoing) -> Option<Outgoing> {
+    let port = router.port(index);
+    match item {
+        Outgoing::Forward(pkt) => match router.forward(index, pkt) {
+            Route::Queued(_) => None,
+            Route::Full(pkt) => Some(Outgoing::Forward(pkt)),
+            Route::Unreachable(pkt) => {
+                rst_for(&pkt.hdr).and_then(|rst| dispatch(router, index, Outgoing::Reply(rst)))
+            }
+        },
+        Outgoing::Reply(rst) => match port.push(index, rst) {
+            Ok(()) => {
+                bump(&port.stats.rst_sent, 1);
+                None
+            }
+            Err(PushError::Full(rst)) => Some(Outgoing::Reply(rst)),
+            // The sender itself went away: nobody to answer.
+            Err(PushError::Down(_)) => None,
+        },
     }
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! xv-vsockd: one vhost-user vsock device per `--guest`, all in one process,
-//! forwarding packets between the guests. Runs until SIGINT or SIGTERM.
+//! forwarding packets between the guests, and one thread per
+//! `--host-stream`. Runs until SIGINT or SIGTERM.
 
 use std::io;
 use std::os::unix::fs::FileTypeExt;
@@ -18,6 +19,7 @@ use vhost::vhost_user::Listener;
 use xv_vsockd::backend::serve_guest;
 use xv_vsockd::cli::Args;
 use xv_vsockd::control::serve_control;
+use xv_vsockd::host_stream::serve_host_stream;
 use xv_vsockd::router::Router;
 
 enum Stop {
@@ -52,20 +54,37 @@ fn wait_signal(set: &libc::sigset_t) -> io::Result<i32> {
     }
 }
 
-/// Bind the control socket, replacing a stale socket left by an earlier run
-/// (but never a file that is not a socket).
-fn bind_control(path: &Path) -> Result<UnixListener, String> {
+/// Bind a Unix socket (`what` names it in errors), replacing a stale socket
+/// left by an earlier run (but never a file that is not a socket).
+fn bind_unix(path: &Path, what: &str) -> Result<UnixListener, String> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if meta.file_type().is_socket() {
             let _ = std::fs::remove_file(path);
         }
     }
-    UnixListener::bind(path).map_err(|e| format!("control socket {}: {e}", path.display()))
+    UnixListener::bind(path).map_err(|e| format!("{what} {}: {e}", path.display()))
+}
+
+fn remove_all(paths: &[PathBuf]) {
+    for path in paths {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 fn run(args: Args) -> Result<ExitCode, String> {
     let guests = args.guest_configs()?;
     let router = Arc::new(Router::new(&guests, args.queue_limit)?);
+    // The router port of each host stream, in --host-stream order.
+    let stream_ports = args
+        .host_streams
+        .iter()
+        .map(|h| {
+            router
+                .find(h.cid)
+                .and_then(|owner| router.host_stream(owner))
+                .ok_or_else(|| format!("--host-stream {}: guest {} has none", h.cid, h.cid))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let signals = block_exit_signals().map_err(|e| format!("blocking signals: {e}"))?;
 
     // Bind everything before spawning anything, so a bad path fails at once.
@@ -85,12 +104,30 @@ fn run(args: Args) -> Result<ExitCode, String> {
             }
         }
     }
-    let control = match &args.control {
-        Some(path) => {
-            let l = bind_control(path)?;
-            created.push(path.clone());
-            Some(l)
+    let mut streams = Vec::new();
+    for (h, index) in args.host_streams.iter().zip(stream_ports) {
+        match bind_unix(&h.socket, &format!("--host-stream {}: socket", h.cid)) {
+            Ok(l) => {
+                created.push(h.socket.clone());
+                streams.push((h.cid, index, l));
+            }
+            Err(e) => {
+                remove_all(&created);
+                return Err(e);
+            }
         }
+    }
+    let control = match &args.control {
+        Some(path) => match bind_unix(path, "control socket") {
+            Ok(l) => {
+                created.push(path.clone());
+                Some(l)
+            }
+            Err(e) => {
+                remove_all(&created);
+                return Err(e);
+            }
+        },
         None => None,
     };
 
@@ -115,6 +152,18 @@ fn run(args: Args) -> Result<ExitCode, String> {
             }),
         )?;
     }
+    for (cid, index, listener) in streams {
+        let router = router.clone();
+        let stop = stop_tx.clone();
+        spawn(
+            format!("xv-vsockd-host-{cid}"),
+            Box::new(move || {
+                if let Err(e) = serve_host_stream(router, index, listener) {
+                    let _ = stop.send(Stop::Fatal(e));
+                }
+            }),
+        )?;
+    }
     if let Some(l) = control {
         let router = router.clone();
         spawn(
@@ -134,17 +183,16 @@ fn run(args: Args) -> Result<ExitCode, String> {
         }),
     )?;
     info!(
-        "serving {} guest(s), queue limit {} bytes",
+        "serving {} guest(s), {} host stream(s), queue limit {} bytes",
         args.guests.len(),
+        args.host_streams.len(),
         args.queue_limit
     );
 
     let outcome = stop_rx
         .recv()
         .unwrap_or(Stop::Fatal("all threads gone".to_string()));
-    for path in &created {
-        let _ = std::fs::remove_file(path);
-    }
+    remove_all(&created);
     match outcome {
         Stop::Signal(sig) => {
             info!("signal {sig}: exiting");

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The virtio-vsock packet header and the packets the device keeps queued.
+//! The virtio-vsock packet header, the packets the device keeps queued, and
+//! their framing on a byte stream (a host stream here, xv-vhost-bridge at the
+//! other end): each frame is the 44-byte header, then `hdr.len` payload bytes.
 //!
 //! virtio-bindings has no vsock definitions, so the constants below are taken
 //! from the virtio specification (5.10, "Socket Device").
+
+use std::fmt;
 
 /// Size of `struct virtio_vsock_hdr` on the wire.
 pub const HDR_LEN: usize = 44;
@@ -161,9 +165,225 @@ impl Packet {
     }
 }
 
+/// One packet off a byte stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub hdr: Header,
+    pub payload: Vec<u8>,
+}
+
+/// Append the frame of a packet to `out`: the header, its `len` set from
+/// `payload`, then the payload.
+pub fn encode_frame(hdr: &Header, payload: &[u8], out: &mut Vec<u8>) {
+    let hdr = Header {
+        len: u32::try_from(payload.len()).unwrap_or(u32::MAX),
+        ..*hdr
+    };
+    out.extend_from_slice(&hdr.to_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// A header whose length no packet can have: the stream's framing is lost,
+/// and nothing after it can be trusted to start a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Oversize {
+    pub hdr: Header,
+}
+
+impl fmt::Display for Oversize {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "frame from {}:{} to {}:{} op {} declares {} payload bytes (at most {}): \
+             stream framing lost",
+            self.hdr.src_cid,
+            self.hdr.src_port,
+            self.hdr.dst_cid,
+            self.hdr.dst_port,
+            self.hdr.op,
+            self.hdr.len,
+            MAX_PAYLOAD
+        )
+    }
+}
+
+impl std::error::Error for Oversize {}
+
+/// Splits the bytes read from a stream, in whatever pieces they come, into
+/// frames.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    buf: Vec<u8>,
+    /// Start of the first byte not yet returned in a frame.
+    start: usize,
+}
+
+impl Decoder {
+    pub fn new() -> Decoder {
+        Decoder::default()
+    }
+
+    /// Append bytes read from the stream.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        // Reclaim the consumed prefix only here, so taking frames stays cheap.
+        self.buf.drain(..self.start);
+        self.start = 0;
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes held that are not yet part of a returned frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// The next whole frame, if the bytes so far hold one. An oversize
+    /// length is reported as soon as its header is in.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, Oversize> {
+        let rest = &self.buf[self.start..];
+        let Some(raw) = rest.first_chunk::<HDR_LEN>() else {
+            return Ok(None);
+        };
+        let hdr = Header::from_bytes(raw);
+        let len = usize::try_from(hdr.len).unwrap_or(usize::MAX);
+        if len > MAX_PAYLOAD {
+            return Err(Oversize { hdr });
+        }
+        let Some(payload) = rest.get(HDR_LEN..HDR_LEN + len) else {
+            return Ok(None);
+        };
+        let frame = Frame {
+            hdr,
+            payload: payload.to_vec(),
+        };
+        self.start += HDR_LEN + len;
+        Ok(Some(frame))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn frame(op: u16, payload: Vec<u8>) -> Frame {
+        Frame {
+            hdr: Header {
+                src_cid: 3,
+                dst_cid: CID_HOST,
+                src_port: 1000,
+                dst_port: 2049,
+                len: payload.len() as u32,
+                type_: TYPE_STREAM,
+                op,
+                buf_alloc: 262_144,
+                ..Header::default()
+            },
+            payload,
+        }
+    }
+
+    fn encode(frames: &[Frame]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for f in frames {
+            encode_frame(&f.hdr, &f.payload, &mut out);
+        }
+        out
+    }
+
+    fn decode_all(d: &mut Decoder) -> Vec<Frame> {
+        let mut out = Vec::new();
+        while let Some(f) = d.next_frame().unwrap() {
+            out.push(f);
+        }
+        out
+    }
+
+    #[test]
+    fn encode_frame_sets_len_from_the_payload() {
+        let mut out = Vec::new();
+        encode_frame(&Header::default(), &[1, 2, 3], &mut out);
+        assert_eq!(out.len(), HDR_LEN + 3);
+        assert_eq!(&out[24..28], &3u32.to_le_bytes());
+        assert_eq!(&out[HDR_LEN..], &[1, 2, 3]);
+    }
+
+    #[test]
+    fn whole_frames_decode_in_order() {
+        let frames = vec![
+            frame(OP_REQUEST, vec![]),
+            frame(OP_RW, vec![1, 2, 3]),
+            frame(OP_RW, vec![9; MAX_PAYLOAD]),
+            frame(OP_RST, vec![]),
+        ];
+        let mut d = Decoder::new();
+        d.extend(&encode(&frames));
+        assert_eq!(decode_all(&mut d), frames);
+        assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn partial_header_and_payload_wait_for_more() {
+        let f = frame(OP_RW, vec![7; 100]);
+        let bytes = encode(std::slice::from_ref(&f));
+        let mut d = Decoder::new();
+        d.extend(&bytes[..20]);
+        assert_eq!(d.next_frame().unwrap(), None);
+        d.extend(&bytes[20..HDR_LEN + 50]);
+        assert_eq!(d.next_frame().unwrap(), None);
+        assert_eq!(d.buffered(), HDR_LEN + 50);
+        d.extend(&bytes[HDR_LEN + 50..]);
+        assert_eq!(d.next_frame().unwrap(), Some(f));
+        assert_eq!(d.next_frame().unwrap(), None);
+    }
+
+    #[test]
+    fn an_oversize_length_loses_framing() {
+        let mut h = frame(OP_RW, vec![]).hdr;
+        h.len = MAX_PAYLOAD as u32 + 1;
+        let mut d = Decoder::new();
+        d.extend(&h.to_bytes());
+        let e = d.next_frame().unwrap_err();
+        assert_eq!(e.hdr.len, MAX_PAYLOAD as u32 + 1);
+        assert!(e.to_string().contains("framing lost"));
+        // Known as soon as the header is in, before any payload.
+        h.len = u32::MAX;
+        let mut d = Decoder::new();
+        d.extend(&h.to_bytes());
+        assert!(d.next_frame().is_err());
+    }
+
+    fn arb_frame() -> impl Strategy<Value = Frame> {
+        (
+            1u16..8,
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..64),
+                proptest::collection::vec(any::<u8>(), 4000..4200),
+            ],
+        )
+            .prop_map(|(op, payload)| frame(op, payload))
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_splits_decode_the_same_frames(
+            frames in proptest::collection::vec(arb_frame(), 0..12),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..30),
+        ) {
+            let bytes = encode(&frames);
+            let mut at: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+            at.push(0);
+            at.push(bytes.len());
+            at.sort_unstable();
+            let mut d = Decoder::new();
+            let mut got = Vec::new();
+            for w in at.windows(2) {
+                d.extend(&bytes[w[0]..w[1]]);
+                got.extend(decode_all(&mut d));
+            }
+            prop_assert_eq!(got, frames);
+            prop_assert_eq!(d.buffered(), 0);
+        }
+    }
 
     #[test]
     fn header_round_trip_is_little_endian() {

@@ -3,6 +3,13 @@
 //! The shared part: one port per guest (its bounded receive FIFO, its wake-up
 //! eventfd, its counters) and the CID map that routes packets between them.
 //!
+//! A guest given a host stream has a second port of its own: CID 2 as that
+//! guest alone sees it, served by `host_stream` over a byte stream to the
+//! server guest's vhost-vsock (as on a KVM host, where each VM has its own
+//! vhost-vsock instance). Its FIFO holds the frames waiting for the stream,
+//! and it takes part in routing, the bound and connection tracking exactly
+//! as a guest does.
+//!
 //! Credit flow control is end to end between the guests, so the data path
 //! keeps no connection state. The byte bound on each FIFO is only a safety net
 //! so a guest that stops reading cannot make the daemon grow without limit.
@@ -23,8 +30,9 @@ use std::time::Duration;
 
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
+use crate::host_stream::{Reject, StreamStats};
 use crate::packet::{
-    Header, Packet, CID_ANY, CID_HYPERVISOR, CID_LOCAL, OP_REQUEST, OP_RESPONSE, OP_RST,
+    Header, Packet, CID_ANY, CID_HOST, CID_HYPERVISOR, CID_LOCAL, OP_REQUEST, OP_RESPONSE, OP_RST,
     OP_SHUTDOWN, SHUTDOWN_RCV, SHUTDOWN_SEND,
 };
 use crate::warn_limited;
@@ -101,10 +109,23 @@ pub enum PushError {
     Down(Packet),
 }
 
+/// What is behind a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortKind {
+    /// A guest's vhost-user device, and the port of its host stream if any.
+    Guest { host_stream: Option<usize> },
+    /// CID 2 for the guest at port `owner` only: packets it sends to CID 2
+    /// come here, and packets from here go to it alone.
+    HostStream { owner: usize },
+}
+
+/// A port of the router: a guest, or a guest's host stream (`kind`).
 pub struct GuestPort {
+    /// The guest's CID; CID 2 for a host stream.
     pub cid: u64,
     /// The CID the other guests know this one by, if it has an alias.
     pub alias: Option<u64>,
+    pub kind: PortKind,
     limit: usize,
     fifo: Mutex<Fifo>,
     /// Written whenever this guest's worker has something to do that did not
@@ -118,9 +139,27 @@ pub struct GuestPort {
     /// the transport reset on its own after a migration.
     event_queue: AtomicBool,
     pub stats: Stats,
+    /// A host stream's own counters (drops by reason, connections).
+    pub stream: StreamStats,
 }
 
 impl GuestPort {
+    fn new(cid: u64, alias: Option<u64>, kind: PortKind, limit: usize) -> Result<Self, String> {
+        Ok(GuestPort {
+            cid,
+            alias,
+            kind,
+            limit,
+            fifo: Mutex::new(Fifo::default()),
+            wake: EventFd::new(EFD_NONBLOCK).map_err(|e| format!("eventfd: {e}"))?,
+            events: Mutex::new(Events::default()),
+            events_done: Condvar::new(),
+            event_queue: AtomicBool::new(false),
+            stats: Stats::default(),
+            stream: StreamStats::default(),
+        })
+    }
+
     pub fn wake_fd(&self) -> &EventFd {
         &self.wake
     }
@@ -408,6 +447,8 @@ pub struct Router {
 pub struct GuestConfig {
     pub cid: u64,
     pub alias: Option<u64>,
+    /// Whether CID 2 is, for this guest, a host stream.
+    pub host_stream: bool,
 }
 
 pub fn cid_is_reserved(cid: u64) -> bool {
@@ -422,7 +463,7 @@ impl Router {
         let mut by_alias = HashMap::new();
         let mut ports = Vec::new();
         for (index, g) in guests.iter().enumerate() {
-            if cid_is_reserved(g.cid) || g.cid == crate::packet::CID_HOST {
+            if cid_is_reserved(g.cid) || g.cid == CID_HOST {
                 return Err(format!("CID {} cannot be a guest's", g.cid));
             }
             if by_cid.insert(g.cid, index).is_some() {
@@ -436,20 +477,37 @@ impl Router {
                     return Err(format!("alias {a} given twice"));
                 }
             }
-            ports.push(GuestPort {
-                cid: g.cid,
-                alias: g.alias,
-                limit,
-                fifo: Mutex::new(Fifo::default()),
-                wake: EventFd::new(EFD_NONBLOCK).map_err(|e| format!("eventfd: {e}"))?,
-                events: Mutex::new(Events::default()),
-                events_done: Condvar::new(),
-                event_queue: AtomicBool::new(false),
-                stats: Stats::default(),
-            });
+            if g.host_stream && g.alias.is_some() {
+                // Its packets would reach the stream with the alias as
+                // source, which the other end's vhost would not take.
+                return Err(format!(
+                    "guest {} has both an alias and a host stream",
+                    g.cid
+                ));
+            }
+            let kind = PortKind::Guest { host_stream: None };
+            ports.push(GuestPort::new(g.cid, g.alias, kind, limit)?);
         }
         if let Some(a) = by_alias.keys().find(|a| by_cid.contains_key(*a)) {
             return Err(format!("alias {a} is also a guest's CID"));
+        }
+        for (owner, g) in guests.iter().enumerate() {
+            if !g.host_stream {
+                continue;
+            }
+            if let Some(&aliased) = by_alias.get(&CID_HOST) {
+                return Err(format!(
+                    "guest {} has a host stream, and guest {} is CID 2 by alias: \
+                     CID 2 must be one or the other",
+                    g.cid, guests[aliased].cid
+                ));
+            }
+            let index = ports.len();
+            ports[owner].kind = PortKind::Guest {
+                host_stream: Some(index),
+            };
+            let kind = PortKind::HostStream { owner };
+            ports.push(GuestPort::new(CID_HOST, None, kind, limit)?);
         }
         let conns = Mutex::new(Conns {
             live: HashMap::new(),
@@ -469,6 +527,27 @@ impl Router {
 
     pub fn port(&self, index: usize) -> &GuestPort {
         &self.ports[index]
+    }
+
+    /// The host stream port of the guest at `owner`, if it has one.
+    pub fn host_stream(&self, owner: usize) -> Option<usize> {
+        match self.ports[owner].kind {
+            PortKind::Guest { host_stream } => host_stream,
+            PortKind::HostStream { .. } => None,
+        }
+    }
+
+    /// Where a packet port `from` sends to `dst_cid` goes: a host stream
+    /// reaches its owner only, and its owner reaches it as CID 2; the rest
+    /// goes by the CID map.
+    fn route_to(&self, from: usize, dst_cid: u64) -> Option<usize> {
+        match self.ports[from].kind {
+            PortKind::HostStream { owner } => (dst_cid == self.ports[owner].cid).then_some(owner),
+            PortKind::Guest {
+                host_stream: Some(h),
+            } if dst_cid == CID_HOST => Some(h),
+            PortKind::Guest { .. } => self.lookup(dst_cid),
+        }
     }
 
     /// The port a destination CID names. An aliased guest is reachable only
@@ -499,11 +578,12 @@ impl Router {
     }
 
     /// Route a validated packet from port `from`. The destination sees its
-    /// own CID as `dst_cid` and the sender's alias (if any) as `src_cid`.
+    /// own CID as `dst_cid` (2 for a host stream) and the sender's alias (if
+    /// any) as `src_cid`.
     /// Packets that open or close a connection update the connection table
     /// once they are queued.
     pub fn forward(&self, from: usize, pkt: Packet) -> Route {
-        let Some(to) = self.lookup(pkt.hdr.dst_cid) else {
+        let Some(to) = self.route_to(from, pkt.hdr.dst_cid) else {
             return Route::Unreachable(pkt);
         };
         let original = pkt.hdr;
@@ -619,16 +699,17 @@ impl Router {
         }
     }
 
-    /// A front-end connected to the guest at `index`.
+    /// A front-end connected to the guest at `index` (for a host stream: a
+    /// peer connected to its socket).
     pub fn connect(&self, index: usize) {
         lock(&self.ports[index].fifo).connected = true;
     }
 
-    /// The guest's front-end went away: drop what was queued for it (its
-    /// connections are gone with it), wake the senders that waited for
-    /// room, so their packets now get RST instead of waiting forever, and
-    /// reset the peers' ends of its connections. Reset events not yet
-    /// delivered are moot too.
+    /// The guest's front-end (or the host stream's peer) went away: drop
+    /// what was queued for it (its connections are gone with it), wake the
+    /// senders that waited for room, so their packets now get RST instead
+    /// of waiting forever, and reset the peers' ends of its connections.
+    /// Reset events not yet delivered are moot too.
     pub fn disconnect(&self, index: usize) {
         let port = &self.ports[index];
         let mut fifo = lock(&port.fifo);
@@ -648,36 +729,62 @@ impl Router {
         port.events_done.notify_all();
     }
 
-    /// One line of counters for the control socket.
+    /// One line of counters for the control socket: the guests', then the
+    /// host streams'. A host stream's `to_stream` counts what it wrote to
+    /// the stream (its FIFO's side), `from_stream` the valid frames it read;
+    /// bytes are payload bytes, as for the guests.
     pub fn stats_line(&self) -> String {
         let mut line = String::new();
         let tracked = self.tracked_counts();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         for (i, p) in self.ports.iter().enumerate() {
             let s = &p.stats;
-            let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
             let fifo = lock(&p.fifo);
-            let _ = write!(
-                line,
-                "{}cid={} alias={} up={} queued_pkts={} queued_bytes={} tx_pkts={} tx_bytes={} \
-                 rx_pkts={} rx_bytes={} rst={} dropped={} paused={} resets={} \
-                 orphans_reset={} conns={}",
-                if i == 0 { "" } else { "; " },
-                p.cid,
-                p.alias.map_or_else(|| "-".to_string(), |a| a.to_string()),
-                u8::from(fifo.connected),
-                fifo.packets.len(),
-                fifo.bytes,
-                get(&s.tx_packets),
-                get(&s.tx_bytes),
-                get(&s.rx_packets),
-                get(&s.rx_bytes),
-                get(&s.rst_sent),
-                get(&s.dropped),
-                get(&s.paused),
-                get(&s.resets),
-                get(&s.orphans_reset),
-                tracked[i],
-            );
+            let sep = if i == 0 { "" } else { "; " };
+            let (up, pkts, bytes) = (u8::from(fifo.connected), fifo.packets.len(), fifo.bytes);
+            drop(fifo);
+            let _ = match p.kind {
+                PortKind::Guest { .. } => write!(
+                    line,
+                    "{sep}cid={} alias={} up={up} queued_pkts={pkts} queued_bytes={bytes} \
+                     tx_pkts={} tx_bytes={} rx_pkts={} rx_bytes={} rst={} dropped={} \
+                     paused={} resets={} orphans_reset={} conns={}",
+                    p.cid,
+                    p.alias.map_or_else(|| "-".to_string(), |a| a.to_string()),
+                    get(&s.tx_packets),
+                    get(&s.tx_bytes),
+                    get(&s.rx_packets),
+                    get(&s.rx_bytes),
+                    get(&s.rst_sent),
+                    get(&s.dropped),
+                    get(&s.paused),
+                    get(&s.resets),
+                    get(&s.orphans_reset),
+                    tracked[i],
+                ),
+                PortKind::HostStream { owner } => write!(
+                    line,
+                    "{sep}host_stream={} up={up} queued_pkts={pkts} queued_bytes={bytes} \
+                     to_stream_frames={} to_stream_bytes={} from_stream_frames={} \
+                     from_stream_bytes={} rst={} paused={} accepted={} dropped={}{} \
+                     orphans_reset={} conns={}",
+                    self.ports[owner].cid,
+                    get(&s.rx_packets),
+                    get(&s.rx_bytes),
+                    get(&s.tx_packets),
+                    get(&s.tx_bytes),
+                    get(&s.rst_sent),
+                    get(&s.paused),
+                    get(&p.stream.accepted),
+                    p.stream.dropped_total(),
+                    Reject::ALL
+                        .iter()
+                        .map(|&r| format!(" dropped_{}={}", r.name(), p.stream.dropped(r)))
+                        .collect::<String>(),
+                    get(&s.orphans_reset),
+                    tracked[i],
+                ),
+            };
         }
         line
     }
@@ -690,8 +797,151 @@ mod tests {
 
     fn guests(list: &[(u64, Option<u64>)]) -> Vec<GuestConfig> {
         list.iter()
-            .map(|&(cid, alias)| GuestConfig { cid, alias })
+            .map(|&(cid, alias)| GuestConfig {
+                cid,
+                alias,
+                host_stream: false,
+            })
             .collect()
+    }
+
+    /// Guests 3, with a host stream, and 4, without; all ports connected.
+    /// Ports: 0 is guest 3, 1 guest 4, 2 guest 3's host stream.
+    fn with_host_stream(limit: usize) -> Router {
+        let mut g = guests(&[(3, None), (4, None)]);
+        g[0].host_stream = true;
+        let r = Router::new(&g, limit).unwrap();
+        for i in 0..3 {
+            r.connect(i);
+        }
+        r
+    }
+
+    fn drain_headers(r: &Router, port: usize) -> Vec<Header> {
+        let mut got = Vec::new();
+        r.port(port).drain(|p| {
+            got.push(p.hdr);
+            Some(true)
+        });
+        got
+    }
+
+    #[test]
+    fn host_stream_is_cid_2_for_its_owner_only() {
+        let r = with_host_stream(1 << 20);
+        assert_eq!(r.host_stream(0), Some(2));
+        assert_eq!(r.host_stream(1), None);
+        assert_eq!(r.port(2).kind, PortKind::HostStream { owner: 0 });
+        assert_eq!(r.port(2).cid, CID_HOST);
+        // Guest to stream, unchanged.
+        let sent = rw(3, 2, 10);
+        assert_eq!(r.forward(0, sent.clone()), Route::Queued(2));
+        assert_eq!(drain_headers(&r, 2), [sent.hdr]);
+        // Stream to its guest, as from CID 2.
+        let back = rw(2, 3, 10);
+        assert_eq!(r.forward(2, back.clone()), Route::Queued(0));
+        assert_eq!(drain_headers(&r, 0), [back.hdr]);
+        // Nobody else: not the other guest, nor it to CID 2.
+        assert!(matches!(r.forward(2, rw(2, 4, 1)), Route::Unreachable(_)));
+        assert!(matches!(r.forward(1, rw(4, 2, 1)), Route::Unreachable(_)));
+        assert_eq!(r.lookup(CID_HOST), None);
+        // The guests still reach each other.
+        assert_eq!(r.forward(0, rw(3, 4, 1)), Route::Queued(1));
+    }
+
+    #[test]
+    fn host_stream_is_unreachable_while_disconnected() {
+        let r = with_host_stream(1 << 20);
+        r.disconnect(2);
+        assert!(matches!(r.forward(0, rw(3, 2, 1)), Route::Unreachable(_)));
+        r.connect(2);
+        assert_eq!(r.forward(0, rw(3, 2, 1)), Route::Queued(2));
+        r.disconnect(2);
+        assert_eq!(r.port(2).queued_packets(), 0);
+        assert!(matches!(r.forward(0, rw(3, 2, 1)), Route::Unreachable(_)));
+    }
+
+    #[test]
+    fn stream_or_guest_going_away_resets_the_other_side() {
+        let r = with_host_stream(1 << 20);
+        // 3:1000 -> 2:2049 by the guest, 2:700 -> 3:5000 by the server.
+        assert_eq!(
+            r.forward(0, ctl((3, 1000), (2, 2049), OP_REQUEST)),
+            Route::Queued(2)
+        );
+        assert_eq!(
+            r.forward(2, ctl((2, 2049), (3, 1000), OP_RESPONSE)),
+            Route::Queued(0)
+        );
+        assert_eq!(
+            r.forward(2, ctl((2, 700), (3, 5000), OP_REQUEST)),
+            Route::Queued(0)
+        );
+        assert_eq!(r.tracked_counts(), [2, 0, 2]);
+        drain_headers(&r, 0);
+        drain_headers(&r, 2);
+        // The server's connection ends: the guest's connections get RST.
+        r.disconnect(2);
+        assert_eq!(
+            drain_headers(&r, 0),
+            [
+                Header::rst((2, 2049), (3, 1000)),
+                Header::rst((2, 700), (3, 5000))
+            ]
+        );
+        assert_eq!(r.port(0).stats.orphans_reset.load(Ordering::Relaxed), 2);
+        assert_eq!(r.tracked_counts(), [0, 0, 0]);
+        // The guest goes away: the server's sockets get RST down the stream.
+        r.connect(2);
+        assert_eq!(
+            r.forward(0, ctl((3, 1001), (2, 2049), OP_REQUEST)),
+            Route::Queued(2)
+        );
+        drain_headers(&r, 2);
+        r.disconnect(0);
+        assert_eq!(drain_headers(&r, 2), [Header::rst((3, 1001), (2, 2049))]);
+    }
+
+    #[test]
+    fn host_stream_fifos_pause_and_resume_both_ways() {
+        let limit = 2 * (HDR_LEN + 100);
+        let r = with_host_stream(limit);
+        // Guest to stream: the guest waits on the stream's FIFO.
+        for _ in 0..2 {
+            assert_eq!(r.forward(0, rw(3, 2, 100)), Route::Queued(2));
+        }
+        assert!(matches!(r.forward(0, rw(3, 2, 100)), Route::Full(_)));
+        assert_eq!(r.port(2).drain(|_| Some(true)), vec![0]);
+        assert_eq!(r.forward(0, rw(3, 2, 100)), Route::Queued(2));
+        // Stream to guest: the stream waits on the guest's FIFO.
+        for _ in 0..2 {
+            assert_eq!(r.forward(2, rw(2, 3, 100)), Route::Queued(0));
+        }
+        match r.forward(2, rw(2, 3, 100)) {
+            Route::Full(p) => assert_eq!(p.hdr, rw(2, 3, 100).hdr),
+            other => panic!("expected Full, got {other:?}"),
+        }
+        r.port(2).clear_wake();
+        let woken = r.port(0).drain(|_| Some(true));
+        assert_eq!(woken, vec![2]);
+        r.wake_all(&woken);
+        assert_eq!(r.port(2).wake_fd().read().unwrap(), 1);
+        assert_eq!(r.forward(2, rw(2, 3, 100)), Route::Queued(0));
+    }
+
+    #[test]
+    fn host_stream_excludes_cid_2_by_alias() {
+        let mut g = guests(&[(3, None), (4, Some(2))]);
+        g[0].host_stream = true;
+        let e = Router::new(&g, 1024).err().unwrap();
+        assert!(
+            e.contains("guest 3 has a host stream, and guest 4 is CID 2"),
+            "{e}"
+        );
+        let mut g = guests(&[(3, Some(7))]);
+        g[0].host_stream = true;
+        let e = Router::new(&g, 1024).err().unwrap();
+        assert_eq!(e, "guest 3 has both an alias and a host stream");
     }
 
     fn rw(src: u64, dst: u64, n: usize) -> Packet {
@@ -858,6 +1108,21 @@ mod tests {
         assert!(line.contains("; cid=4 alias=2 up=0 "), "{line}");
         assert!(
             line.ends_with(" resets=0 orphans_reset=0 conns=0"),
+            "{line}"
+        );
+        let r = with_host_stream(10);
+        r.port(2).stream.count(Reject::Op);
+        let line = r.stats_line();
+        assert!(!line.contains('\n'));
+        assert!(
+            line.contains("; host_stream=3 up=1 queued_pkts=0 "),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(
+                " accepted=0 dropped=1 dropped_src_cid=0 dropped_dst_cid=0 dropped_type=0 \
+                 dropped_op=1 dropped_payload=0 dropped_oversize=0 orphans_reset=0 conns=0"
+            ),
             "{line}"
         );
     }

@@ -271,7 +271,11 @@ impl<'a> TestGuest<'a> {
 pub fn router(guests: &[(u64, Option<u64>)], limit: usize) -> Arc<Router> {
     let cfg: Vec<GuestConfig> = guests
         .iter()
-        .map(|&(cid, alias)| GuestConfig { cid, alias })
+        .map(|&(cid, alias)| GuestConfig {
+            cid,
+            alias,
+            host_stream: false,
+        })
         .collect();
     let r = Arc::new(Router::new(&cfg, limit).unwrap());
     for i in 0..guests.len() {
