@@ -13,7 +13,10 @@
 //! is only taken from while the output buffer is short, and a frame whose
 //! destination FIFO is full is held, the socket not read, until it drains.
 //! A connection that ends is the host going away: the guest's connections
-//! with CID 2 get RST, and the next connection is accepted.
+//! with CID 2 get RST, and the next connection is accepted. The guest going
+//! away closes the connection: the bridge behind it then ends, and closing
+//! its /dev/vhost-vsock resets the guest's connections in the server, as a
+//! VM's end does on a KVM host.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -146,16 +149,25 @@ pub fn serve_host_stream(
             warn!("{who}: dropping a connection: making it non-blocking: {e}");
             continue;
         }
+        // A guest gone before this connection leaves nothing to close.
+        router.take_hang_up(index);
         router.connect(index);
         bump(&router.port(index).stream.accepted, 1);
         info!("{who}: connected");
         let end = Connection::new(&router, index, owner_cid, &who, sock).run();
         router.disconnect(index);
         match end {
-            Ok(()) => info!("{who}: peer closed the connection"),
+            Ok(End::PeerClosed) => info!("{who}: peer closed the connection"),
+            Ok(End::GuestGone) => info!("{who}: guest {owner_cid} went away; connection closed"),
             Err(e) => warn!("{who}: {e}; connection closed"),
         }
     }
+}
+
+/// Why a connection ended without an error.
+enum End {
+    PeerClosed,
+    GuestGone,
 }
 
 struct Connection<'a> {
@@ -198,8 +210,9 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Carry packets until the peer closes (`Ok`) or the connection must go.
-    fn run(&mut self) -> Result<(), String> {
+    /// Carry packets until the peer closes or the guest goes away (`Ok`),
+    /// or the connection must go.
+    fn run(&mut self) -> Result<End, String> {
         let port = self.router.port(self.index);
         loop {
             self.fill_out();
@@ -233,6 +246,9 @@ impl<'a> Connection<'a> {
             }
             // Before the next pass looks at the FIFOs, so no wake is lost.
             port.clear_wake();
+            if self.router.take_hang_up(self.index) {
+                return Ok(End::GuestGone);
+            }
             // HUP and ERR come whatever we asked for: a read says which.
             if want_in
                 && fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
@@ -245,7 +261,7 @@ impl<'a> Connection<'a> {
                         self.decoder.buffered()
                     );
                 }
-                return Ok(());
+                return Ok(End::PeerClosed);
             }
         }
     }
@@ -567,8 +583,14 @@ mod tests {
         assert_eq!(rig.counter(|s| &s.tx_packets), 40);
         assert_eq!(rig.counter(|s| &s.tx_bytes), 40 * MAX_PAYLOAD as u64);
 
-        // A frame for guest 3 while it is gone is answered with RST.
+        // Guest 3 going away closes the stream, as its VM's end closes its
+        // vhost-vsock; on the next connection a frame for it while it is
+        // gone is answered with RST.
         r.disconnect(0);
+        let mut end = [0u8; 1];
+        assert_eq!(s.read(&mut end).unwrap(), 0, "the stream stayed open");
+        wait_for("the stream to go down", || !r.port(2).is_connected());
+        let mut s = rig.connect();
         send(&mut s, &[frame((2, 700), (3, 5000), OP_REQUEST, vec![])]);
         let rst = receive(&mut s, 1);
         assert_eq!(rst[0].hdr, Header::rst((3, 5000), (2, 700)));

@@ -141,6 +141,9 @@ pub struct GuestPort {
     pub stats: Stats,
     /// A host stream's own counters (drops by reason, connections).
     pub stream: StreamStats,
+    /// A host stream whose guest went away: its connection is to be
+    /// closed (see `Router::disconnect`).
+    hang_up: AtomicBool,
 }
 
 impl GuestPort {
@@ -157,6 +160,7 @@ impl GuestPort {
             event_queue: AtomicBool::new(false),
             stats: Stats::default(),
             stream: StreamStats::default(),
+            hang_up: AtomicBool::new(false),
         })
     }
 
@@ -663,6 +667,10 @@ impl Router {
                 continue;
             }
             let to = &self.ports[peer.guest];
+            // The guest's own host stream hangs up instead (`disconnect`).
+            if matches!(to.kind, PortKind::HostStream { .. }) {
+                continue;
+            }
             let rst = Header::rst((src_cid, own.port), (to.cid, peer.port));
             if to.push_reset(Packet::new(rst, Vec::new())) {
                 bump(&to.stats.orphans_reset, 1);
@@ -727,6 +735,24 @@ impl Router {
         drop(ev);
         port.set_event_queue(false);
         port.events_done.notify_all();
+        // On a KVM host a VM that goes away closes its vhost-vsock
+        // instance, and the host kernel resets the VM's connections itself
+        // (vhost_vsock_reset_orphans). So the guest's host stream is closed,
+        // which ends the bridge playing the guest there and so closes its
+        // /dev/vhost-vsock, rather than carrying RSTs in the guest's name.
+        if let PortKind::Guest {
+            host_stream: Some(stream),
+        } = port.kind
+        {
+            self.ports[stream].hang_up.store(true, Ordering::Relaxed);
+            self.ports[stream].wake();
+        }
+    }
+
+    /// Whether the host stream at `index` is to close its connection
+    /// because its guest went away; clears the request.
+    pub fn take_hang_up(&self, index: usize) -> bool {
+        self.ports[index].hang_up.swap(false, Ordering::Relaxed)
     }
 
     /// One line of counters for the control socket: the guests', then the
@@ -891,15 +917,20 @@ mod tests {
         );
         assert_eq!(r.port(0).stats.orphans_reset.load(Ordering::Relaxed), 2);
         assert_eq!(r.tracked_counts(), [0, 0, 0]);
-        // The guest goes away: the server's sockets get RST down the stream.
+        // The guest goes away: no RST in its name down the stream, which is
+        // to hang up instead (its end closes the server's vhost-vsock).
         r.connect(2);
+        assert!(!r.take_hang_up(2));
         assert_eq!(
             r.forward(0, ctl((3, 1001), (2, 2049), OP_REQUEST)),
             Route::Queued(2)
         );
         drain_headers(&r, 2);
         r.disconnect(0);
-        assert_eq!(drain_headers(&r, 2), [Header::rst((3, 1001), (2, 2049))]);
+        assert_eq!(drain_headers(&r, 2), []);
+        assert_eq!(r.tracked_counts(), [0, 0, 0]);
+        assert!(r.take_hang_up(2));
+        assert!(!r.take_hang_up(2));
     }
 
     #[test]
