@@ -39,6 +39,45 @@ pair_net_up() {
 	[[ $links -gt 0 ]] || { echo "pair: no vm-pair NIC for 169.254.0.$1" >&2; return 1; }
 }
 
+# pair_host_path_up: on the server, the host path scripts/vm-pair chose
+# (XV_PAIR_HOST_PATH). For "vhost": vhost_vsock loaded, and for each
+# client's host stream (a virtio-serial port named xv.host-stream.CID) a
+# tools/xv-vhost-bridge playing that client's virtio driver, its log in
+# $XV_OUT/vhost-bridge-CID.log. Fails unless every bridge has started its
+# device within 30 s. A bridge ends when its client goes away (xv-vsockd
+# closes the stream, as a VM's end closes its vhost-vsock); the next one,
+# a second later, stands for the client started anew. They live as long
+# as this kernel.
+pair_host_path_up() {
+	local bridge=$XV_ROOT/target/release/xv-vhost-bridge port name cid module
+	local -a cids=()
+	[[ ${XV_PAIR_HOST_PATH:-guest} == vhost ]] || return 0
+	[[ -x $bridge ]] || { echo "pair: no $bridge" >&2; return 1; }
+	for module in vhost_iotlb vhost vhost_vsock; do
+		insmod "$XV_KDIR/drivers/vhost/$module.ko" || return 1
+	done
+	for port in /sys/class/virtio-ports/*; do
+		read -r name <"$port/name" || continue
+		[[ $name == xv.host-stream.* ]] || continue
+		cid=${name#xv.host-stream.}
+		: >"$XV_OUT/vhost-bridge-$cid.log"
+		setsid bash -c 'while :; do "$0" --cid "$1" --stream "$2"; sleep 1; done' \
+			"$bridge" "$cid" "/dev/${port##*/}" >>"$XV_OUT/vhost-bridge-$cid.log" 2>&1 </dev/null &
+		cids+=("$cid")
+	done
+	[[ ${#cids[@]} -gt 0 ]] || { echo "pair: no xv.host-stream port" >&2; return 1; }
+	for cid in "${cids[@]}"; do
+		for _ in $(seq 150); do
+			grep -q "guest CID $cid on " "$XV_OUT/vhost-bridge-$cid.log" && continue 2
+			sleep 0.2
+		done
+		echo "pair: xv-vhost-bridge for CID $cid did not start:" >&2
+		cat "$XV_OUT/vhost-bridge-$cid.log" >&2
+		return 1
+	done
+	echo "pair: vhost_vsock up, bridges for CIDs ${cids[*]}"
+}
+
 # pair_disk SERIAL: the block device of the virtio disk with that serial.
 pair_disk() {
 	local dev
