@@ -360,7 +360,8 @@ impl Socket {
 
     /// Lets sends on this socket pass pages by reference
     /// ([`Socket::send_bvec_wait`] with a [`ZeroCopy`]); false where vsock's
-    /// transport cannot (vhost, on the host side, copies anyway).
+    /// transport does not allow `MSG_ZEROCOPY` (the virtio transports and
+    /// vhost do).
     pub(crate) fn enable_zerocopy(&self) -> bool {
         // SAFETY: `sock` is live and connected.
         unsafe { sys::xv_sock_enable_zerocopy(self.sock.as_ptr()) == 0 }
