@@ -29,7 +29,6 @@ pub const TX_BUF_LEN: u32 = (HDR_LEN + MAX_PAYLOAD) as u32;
 /// Past this much unsent output, RX is not refilled, so vhost holds the
 /// host's packets (and, through its reply throttle, the host's sockets).
 pub const OUT_HIGH: usize = 1 << 20;
-const READ_CHUNK: usize = 64 * 1024;
 const PAGE: u64 = 4096;
 
 #[derive(Debug)]
@@ -299,7 +298,6 @@ pub struct Bridge {
     /// Frames for the stream; `out[out_start..]` is unsent.
     out: Vec<u8>,
     out_start: usize,
-    scratch: Vec<u8>,
     stats: Stats,
 }
 
@@ -343,7 +341,6 @@ impl Bridge {
             decoder: Decoder::new(),
             out: Vec::new(),
             out_start: 0,
-            scratch: vec![0; READ_CHUNK],
             stats: Stats::default(),
         })
     }
@@ -519,26 +516,6 @@ impl Bridge {
         Ok(())
     }
 
-    /// Read once from the stream; false at end of file.
-    fn read_stream(&mut self, stream: &mut Stream) -> Result<bool, Error> {
-        match stream.read(&mut self.scratch) {
-            Ok(0) => Ok(false),
-            Ok(n) => {
-                self.decoder.extend(&self.scratch[..n]);
-                Ok(true)
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                Ok(true)
-            }
-            Err(e) => Err(Error::Stream("read", e)),
-        }
-    }
-
     /// Carry packets until a signal to stop, the stream's end, or an error.
     /// SIGUSR1 prints the counters and carries on.
     pub fn run(&mut self, stream: &mut Stream, signals: Option<&Signals>) -> Result<Exit, Error> {
@@ -600,7 +577,10 @@ impl Bridge {
             let rev = fds[0].revents;
             // HUP and ERR come whatever we asked for: a read says which.
             if rev & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
-                && !self.read_stream(stream)?
+                && !self
+                    .decoder
+                    .read_from(stream)
+                    .map_err(|e| Error::Stream("read", e))?
             {
                 return Ok(self.at_eof());
             }

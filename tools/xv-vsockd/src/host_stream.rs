@@ -18,7 +18,7 @@
 //! its /dev/vhost-vsock resets the guest's connections in the server, as a
 //! VM's end does on a KVM host.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,14 +27,9 @@ use std::sync::Arc;
 use log::{info, warn};
 
 use crate::device::{dispatch, Outgoing};
-use crate::packet::{
-    encode_frame, Decoder, Header, Packet, CID_HOST, HDR_LEN, MAX_PAYLOAD, OP_RW, TYPE_STREAM,
-};
+use crate::packet::{encode_frame, Decoder, Header, Packet, CID_HOST, OP_RW, TYPE_STREAM};
 use crate::router::{bump, PortKind, Router};
 use crate::warn_limited;
-
-/// Bytes taken from the socket at once: the largest frame.
-const READ_CHUNK: usize = HDR_LEN + MAX_PAYLOAD;
 
 /// Output bytes past which the FIFO is left alone until the socket takes
 /// them, so a slow reader holds packets in the bounded FIFO, not here.
@@ -185,7 +180,6 @@ struct Connection<'a> {
     /// A frame (or the RST answering it) whose FIFO was full: no more is
     /// read until it is placed, as a guest's transmit side pauses.
     held: Option<Outgoing>,
-    scratch: Vec<u8>,
 }
 
 impl<'a> Connection<'a> {
@@ -206,7 +200,6 @@ impl<'a> Connection<'a> {
             out: Vec::new(),
             out_start: 0,
             held: None,
-            scratch: vec![0; READ_CHUNK],
         }
     }
 
@@ -252,7 +245,10 @@ impl<'a> Connection<'a> {
             // HUP and ERR come whatever we asked for: a read says which.
             if want_in
                 && fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
-                && !self.read()?
+                && !self
+                    .decoder
+                    .read_from(&mut self.sock)
+                    .map_err(|e| format!("reading: {e}"))?
             {
                 if self.decoder.buffered() > 0 {
                     warn!(
@@ -297,26 +293,6 @@ impl<'a> Connection<'a> {
             }
         }
         Ok(())
-    }
-
-    /// Read once from the socket; false at its end.
-    fn read(&mut self) -> Result<bool, String> {
-        match self.sock.read(&mut self.scratch) {
-            Ok(0) => Ok(false),
-            Ok(n) => {
-                self.decoder.extend(&self.scratch[..n]);
-                Ok(true)
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                Ok(true)
-            }
-            Err(e) => Err(format!("reading: {e}")),
-        }
     }
 
     /// Place the held packet, then the frames read so far, until a FIFO is
@@ -377,12 +353,13 @@ fn poll_fd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
     use std::path::PathBuf;
     use std::thread;
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::packet::{Frame, OP_REQUEST, OP_RST};
+    use crate::packet::{Frame, HDR_LEN, MAX_PAYLOAD, OP_REQUEST, OP_RST};
     use crate::router::{GuestConfig, Route};
 
     /// Guests 3 (with a host stream, served on a temporary socket) and 4;

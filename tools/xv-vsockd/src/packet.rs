@@ -8,6 +8,7 @@
 //! from the virtio specification (5.10, "Socket Device").
 
 use std::fmt;
+use std::io::{self, Read};
 
 /// Size of `struct virtio_vsock_hdr` on the wire.
 pub const HDR_LEN: usize = 44;
@@ -231,6 +232,30 @@ impl Decoder {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Read once from `r`, a non-blocking stream, into the decoder, as much
+    /// as the largest frame: `Ok(false)` at its end. A read that would block
+    /// or was interrupted reads nothing.
+    pub fn read_from(&mut self, r: &mut impl Read) -> io::Result<bool> {
+        self.buf.drain(..self.start);
+        self.start = 0;
+        let held = self.buf.len();
+        self.buf.resize(held + HDR_LEN + MAX_PAYLOAD, 0);
+        let read = r.read(&mut self.buf[held..]);
+        self.buf.truncate(held + read.as_ref().map_or(0, |n| *n));
+        match read {
+            Ok(n) => Ok(n > 0),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Bytes held that are not yet part of a returned frame.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
@@ -288,6 +313,49 @@ mod tests {
             encode_frame(&f.hdr, &f.payload, &mut out);
         }
         out
+    }
+
+    /// A non-blocking stream: its chunks, then would-block or its end.
+    struct Chunks(Vec<io::Result<Vec<u8>>>);
+
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.pop() {
+                Some(Ok(bytes)) => {
+                    buf[..bytes.len()].copy_from_slice(&bytes);
+                    Ok(bytes.len())
+                }
+                Some(Err(e)) => Err(e),
+                None => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn read_from_takes_what_a_stream_has_and_tells_its_end() {
+        let frames = [frame(OP_RW, vec![7; 100]), frame(OP_RW, vec![8; 3])];
+        let bytes = encode(&frames);
+        let would_block = || Err(io::Error::from(io::ErrorKind::WouldBlock));
+        let mut stream = Chunks(vec![
+            Err(io::Error::from(io::ErrorKind::BrokenPipe)),
+            Ok(bytes[60..].to_vec()),
+            would_block(),
+            Ok(bytes[..60].to_vec()),
+        ]);
+        let mut d = Decoder::new();
+        assert!(d.read_from(&mut stream).unwrap());
+        assert_eq!(d.buffered(), 60);
+        assert_eq!(decode_all(&mut d), frames[..0]);
+        assert!(d.read_from(&mut stream).unwrap());
+        assert_eq!(d.buffered(), 60);
+        assert!(d.read_from(&mut stream).unwrap());
+        assert_eq!(decode_all(&mut d), frames);
+        assert_eq!(
+            d.read_from(&mut stream).unwrap_err().kind(),
+            io::ErrorKind::BrokenPipe
+        );
+        assert!(!d.read_from(&mut stream).unwrap());
+        assert_eq!(d.buffered(), 0);
     }
 
     fn decode_all(d: &mut Decoder) -> Vec<Frame> {
