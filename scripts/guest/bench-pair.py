@@ -2,11 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0
 """The two guests of make bench's pair part (scripts/bench, scripts/vm-pair).
 
-bench-pair.py serve, in the server guest (shown to the client as CID 2,
-169.254.0.2 on vm-pair's virtio-net link): nfsd exports a tmpfs over vsock
-and over TCP, and raw stream servers listen on vsock and on TCP, port 5201
-(the client writes, the server counts) and 5202 (the server sends what the
-client asks for). Prints READY and serves until the client is done.
+bench-pair.py serve, in the server guest (CID 2 to the client, 169.254.0.2
+on vm-pair's virtio-net link): brings up the host path vm-pair chose
+(XV_PAIR_HOST_PATH: vhost_vsock and xv-vhost-bridge, or the guest's own
+virtio-vsock device), then nfsd exports a tmpfs over vsock and over TCP,
+and raw stream servers listen on vsock and on TCP, port 5201 (the client
+writes, the server counts) and 5202 (the server sends what the client asks
+for). Prints READY and serves until the client is done.
 
 bench-pair.py measure CONFIG, in the client guest (CID 3): measures every
 file system the client reaches, one mounted at a time,
@@ -19,8 +21,10 @@ file system the client reaches, one mounted at a time,
 and the raw channels, vsock through xv-vsockd and TCP over virtio-net,
 each way. Every figure is taken in ROUNDS rounds, the transports taking
 turns at going first. The CPU time xv-vsockd spends is asked of the real
-host (scripts/bench answers through $XV_OUT/vsockd-cpu). Writes every round
-and the medians to $XV_OUT/bench-pair.json; a figure that could not be
+host (scripts/bench answers through $XV_OUT/vsockd-cpu); the client's own
+CPU time during each sequential transfer and each metadata loop is read
+from its /proc/uptime and /proc/stat. Writes every round, the medians and
+the host path to $XV_OUT/bench-pair.json; a figure that could not be
 taken is None there and its error is listed.
 
 CONFIG is a JSON file of scripts/bench's: "size MiB" and "rounds" (what
@@ -84,8 +88,9 @@ def run(*args, **kw):
     return bench.run(*args, **kw)
 
 
-def net_up(n):
-    run("bash", "-c", f". {ROOT}/scripts/guest/pair-lib.bash && pair_net_up {n}")
+def pair_lib(command):
+    """A command of scripts/guest/pair-lib.bash's."""
+    run("bash", "-c", f". {ROOT}/scripts/guest/pair-lib.bash && {command}")
 
 
 def slug(name):
@@ -150,7 +155,7 @@ def listen(family, address):
 
 
 def serve():
-    net_up(2)
+    pair_lib("pair_net_up 2 && pair_host_path_up")
     mountd = bench.start_nfsd(["vsock:*", "169.254.0.0/24"], "1200M")
     for family, host in ((socket.AF_VSOCK, socket.VMADDR_CID_ANY),
                          (socket.AF_INET, SERVER_IP)):
@@ -197,6 +202,33 @@ class VsockdCpu:
 
 
 cpu = None
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# What the client's CPU time is read from, by this script or by fio.
+PROC_CPU = ("/proc/uptime", "/proc/stat")
+
+
+def busy_seconds(readings):
+    """The CPU seconds this guest has spent busy since it booted, from
+    /proc/uptime and /proc/stat read in that order: its CPUs' time since
+    boot less what the "cpu" line counts as idle and iowait. Not the sum of
+    that line's other fields: those are sampled at the 10 ms tick, which
+    this tickless kernel stops while idle, so they miss most of the short
+    bursts of an I/O-bound loop (one of 1 ms busy and 1 ms asleep read 0
+    there), while idle and iowait are measured at each entry to and exit
+    from idle."""
+    lines = readings.splitlines()
+    since_boot = float(lines[0].split()[0])
+    fields = lines[1].split()
+    waiting = (int(fields[4]) + int(fields[5])) / CLK_TCK
+    return since_boot * os.cpu_count() - waiting
+
+
+def client_cpu_seconds():
+    readings = ""
+    for path in PROC_CPU:
+        with open(path) as f:
+            readings += f.read()
+    return busy_seconds(readings)
 
 
 def guarded(what, fn, *args):
@@ -216,26 +248,29 @@ def metadata(directory):
     each stat is then a lookup at the server, on every file system. With
     the creates' attributes still cached, the stat rate would measure the
     cache, and on NFS whether the creates outlasted its 3 s attribute
-    timeout."""
+    timeout. Each loop's rate, and the client's CPU per operation."""
     base = os.path.join(directory, "meta")
     os.mkdir(base)
     names = [os.path.join(base, f"f{i}") for i in range(bench.META_FILES)]
-    rates = {}
-    start = time.monotonic()
-    for name in names:
-        os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644))
-    rates["create/s"] = len(names) / (time.monotonic() - start)
+    figures = {}
+
+    def loop(op, call):
+        cpu_before = client_cpu_seconds()
+        start = time.monotonic()
+        for name in names:
+            call(name)
+        elapsed = time.monotonic() - start
+        figures[f"{op}/s"] = len(names) / elapsed
+        figures[f"{op} client CPU us/op"] = (
+            (client_cpu_seconds() - cpu_before) * 1e6 / len(names))
+
+    loop("create", lambda name: os.close(
+        os.open(name, os.O_CREAT | os.O_WRONLY, 0o644)))
     bench.drop_caches()
-    start = time.monotonic()
-    for name in names:
-        os.stat(name)
-    rates["stat/s"] = len(names) / (time.monotonic() - start)
-    start = time.monotonic()
-    for name in names:
-        os.unlink(name)
-    rates["unlink/s"] = len(names) / (time.monotonic() - start)
+    loop("stat", os.stat)
+    loop("unlink", os.unlink)
     os.rmdir(base)
-    return rates
+    return figures
 
 
 def ms_per_mib(before, after, mib):
@@ -244,28 +279,53 @@ def ms_per_mib(before, after, mib):
     return (after - before) * 1000 / mib
 
 
+# fio's working directory, where it leaves what its --exec_prerun and
+# --exec_postrun commands print (JOB.prerun.txt, JOB.postrun.txt).
+FIO_CWD = "/tmp"
+
+
+def sequential(job, directory, rw, direct, extra=()):
+    """One sequential fio pass of SIZE_MIB in 1 MiB blocks, with the
+    client's CPU time per MiB during its I/O. fio reads /proc itself just
+    before its first I/O and after its last (and the end_fsync), which
+    leaves out its start, its JSON and its exit: some 0.6 s of a TCG
+    guest's CPU per pass, which would weigh on every pass alike."""
+    outputs = [os.path.join(FIO_CWD, f"{job}.{when}.txt")
+               for when in ("prerun", "postrun")]
+    for path in outputs:
+        if os.path.exists(path):
+            os.unlink(path)
+    read = f"cat {' '.join(PROC_CPU)}"
+    figures = bench.fio(job, directory, rw, "1M", direct,
+                        [*extra, f"--exec_prerun={read}",
+                         f"--exec_postrun={read}"], FIO_CWD)
+    before, after = (busy_seconds(open(path).read()) for path in outputs)
+    figures["client CPU ms/MiB"] = (after - before) * 1000 / SIZE_MIB
+    return figures
+
+
 def throughput(name, directory):
     f = {}
-    fio = bench.fio
     before = cpu.seconds() if name == "nfs vsock" else None
-    f["seq write buffered"] = guarded(f"{name}: seq write buffered", fio,
-                                      "seqwrite", directory, "write", "1M",
-                                      False, ["--end_fsync=1"])
+    f["seq write buffered"] = guarded(f"{name}: seq write buffered",
+                                      sequential, "seqwrite", directory,
+                                      "write", False, ["--end_fsync=1"])
     guarded(f"{name}: drop caches", bench.drop_caches)
-    f["seq read buffered"] = guarded(f"{name}: seq read buffered", fio,
-                                     "seqread", directory, "read", "1M", False)
-    f["seq write direct"] = guarded(f"{name}: seq write direct", fio,
-                                    "seqwrite", directory, "write", "1M", True)
-    f["seq read direct"] = guarded(f"{name}: seq read direct", fio,
-                                   "seqread", directory, "read", "1M", True)
+    f["seq read buffered"] = guarded(f"{name}: seq read buffered",
+                                     sequential, "seqread", directory, "read",
+                                     False)
+    f["seq write direct"] = guarded(f"{name}: seq write direct", sequential,
+                                    "seqwrite", directory, "write", True)
+    f["seq read direct"] = guarded(f"{name}: seq read direct", sequential,
+                                   "seqread", directory, "read", True)
     if before is not None:
         # Four passes of SIZE_MIB through the device.
         f["xv-vsockd ms/MiB"] = ms_per_mib(before, cpu.seconds(),
                                            4 * SIZE_MIB)
     f["4k random read direct"] = guarded(
-        f"{name}: 4k random read", fio, "randread", directory, "randread",
-        "4k", True, ["--ioengine=libaio", "--iodepth=16", "--time_based",
-                     "--runtime=10"])
+        f"{name}: 4k random read", bench.fio, "randread", directory,
+        "randread", "4k", True, ["--ioengine=libaio", "--iodepth=16",
+                                 "--time_based", "--runtime=10"])
     guarded(f"{name}: remove bench.dat", os.unlink,
             os.path.join(directory, "bench.dat"))
     return f
@@ -439,7 +499,7 @@ def measure_raw(name):
 
 def setup_client(cid):
     run("ip", "link", "set", "lo", "up")
-    net_up(cid)
+    pair_lib(f"pair_net_up {cid}")
     run("insmod", os.path.join(ROOT, "xprtvsock.ko"))
     tree = {}
     if TREE_TAR:
@@ -485,6 +545,7 @@ def measure(config):
             figures[name] = measure_raw(name)
         rounds.append(figures)
     results = {"size MiB": SIZE_MIB, "kernel": os.uname().release,
+               "host path": os.environ.get("XV_PAIR_HOST_PATH", "guest"),
                "rounds": rounds, "tree": tree, "errors": errors,
                "medians": medians(rounds)}
     bench.write(os.path.join(OUT, "bench-pair.json"),

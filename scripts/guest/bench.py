@@ -146,14 +146,16 @@ def drop_caches():
     write("/proc/sys/vm/drop_caches", "3\n")
 
 
-def fio(name, directory, rw, bs, direct, extra=()):
+def fio(name, directory, rw, bs, direct, extra=(), cwd=None):
     args = ["fio", "--output-format=json", f"--name={name}",
             f"--directory={directory}", f"--rw={rw}", f"--bs={bs}",
             f"--size={SIZE_MIB}M", f"--direct={int(direct)}",
             "--ioengine=psync", "--filename=bench.dat", *extra]
     print("$", " ".join(args), flush=True)
-    result = json.loads(subprocess.run(args, check=True, capture_output=True,
-                                       text=True).stdout)
+    out = subprocess.run(args, check=True, capture_output=True, text=True,
+                         cwd=cwd).stdout
+    # --exec_prerun and --exec_postrun each print a line before the JSON.
+    result = json.loads(out[out.index("{"):])
     job = result["jobs"][0]
     side = job["write"] if "write" in rw else job["read"]
     return {"MiB/s": side["bw_bytes"] / 2**20, "IOPS": side["iops"]}
