@@ -299,7 +299,11 @@ def sequential(job, directory, rw, direct, extra=()):
     figures = bench.fio(job, directory, rw, "1M", direct,
                         [*extra, f"--exec_prerun={read}",
                          f"--exec_postrun={read}"], FIO_CWD)
-    before, after = (busy_seconds(open(path).read()) for path in outputs)
+    readings = []
+    for path in outputs:
+        with open(path) as f:
+            readings.append(busy_seconds(f.read()))
+    before, after = readings
     figures["client CPU ms/MiB"] = (after - before) * 1000 / SIZE_MIB
     return figures
 
